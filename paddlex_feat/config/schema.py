@@ -1,0 +1,97 @@
+"""The one schema of config sections and keys: type, nullability, allowed values, default.
+
+Keys that PaddleX's configs carry keep their PaddleX names. Keys we add have defaults here,
+so a PaddleX-style YAML without them still works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MODES = ("check_dataset", "train", "evaluate", "export", "predict")
+MODEL_NAMES = (
+    "PP-ShiTuV2_rec",
+    "PP-ShiTuV2_rec_CLIP_vit_base",
+    "PP-ShiTuV2_rec_CLIP_vit_large",
+)
+
+REQUIRED = object()  # sentinel: the key must come from the YAML or an override
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: its type, whether null is allowed, allowed values and default."""
+
+    kind: type  # int, float, bool, str or list
+    default: Any = REQUIRED
+    nullable: bool = False
+    choices: tuple | None = None
+    item: type | None = None  # element type of a list
+    str_or_list: bool = False  # a str that may also be a list of str (Predict.input)
+    help: str = ""
+
+
+SCHEMA: dict[str, Any] = {
+    "Global": {
+        "model": Field(str, choices=MODEL_NAMES, help="model name"),
+        "mode": Field(str, choices=MODES, help="what to run"),
+        "dataset_dir": Field(str, default="./dataset/demo", help="ShiTuRecDataset folder"),
+        "device": Field(str, default="cpu", help="cpu, gpu, gpu:0 or gpu:0,1,..."),
+        "output": Field(str, default="output", help="folder for every result file"),
+        "seed": Field(int, default=42, help="seed for sampling, splits and init"),
+        "debug": Field(bool, default=False, help="print tracebacks on failure"),
+    },
+    "CheckDataset": {
+        "convert": {
+            "enable": Field(bool, default=False),
+            "src_dataset_type": Field(str, default=None, nullable=True),
+        },
+        "split": {
+            "enable": Field(bool, default=False),
+            "train_percent": Field(int, default=None, nullable=True),
+            "gallery_percent": Field(int, default=None, nullable=True),
+            "query_percent": Field(int, default=None, nullable=True),
+            "seed": Field(int, default=0, help="split shuffle seed"),
+            "by_class": Field(bool, default=True, help="gallery/query share classes"),
+        },
+    },
+    "Train": {
+        "num_classes": Field(int, default=None, nullable=True),
+        "epochs_iters": Field(int, default=20),
+        "batch_size": Field(int, default=128),
+        "learning_rate": Field(float, default=0.01),
+        "pretrain_weight_path": Field(str, default=None, nullable=True),
+        "warmup_steps": Field(int, default=5, help="warm-up epochs, as in PaddleX"),
+        "resume_path": Field(str, default=None, nullable=True),
+        "log_interval": Field(int, default=1),
+        "eval_interval": Field(int, default=1),
+        "save_interval": Field(int, default=1),
+        "dy2st": Field(bool, default=False),
+        "amp": Field(bool, default=False),
+        "input_size": Field(int, default=None, nullable=True, help="null: the model's 224"),
+        "num_workers": Field(int, default=2),
+        "relabel": Field(bool, default=True),
+    },
+    "Evaluate": {
+        "weight_path": Field(str, default="output/best_model/best_model.pdparams", nullable=True),
+        "log_interval": Field(int, default=1),
+        "topk": Field(list, default=[1, 5], item=int),
+        "save_features": Field(bool, default=False),
+        "batch_size": Field(int, default=64),
+        "num_workers": Field(int, default=2),
+    },
+    "Export": {
+        "weight_path": Field(str, default=None, nullable=True),
+    },
+    "Predict": {
+        "batch_size": Field(int, default=1),
+        "model_dir": Field(str, default="output/best_model/inference", nullable=True),
+        "input": Field(str, default=None, nullable=True, str_or_list=True),
+        "kernel_option": {
+            "run_mode": Field(str, default="paddle"),
+        },
+        "use_hpip": Field(bool, default=False),
+        "skip_errors": Field(bool, default=False),
+    },
+}

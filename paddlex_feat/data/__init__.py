@@ -1,0 +1,1 @@
+"""Data: list files, dataset checks, conversion, splits, transforms, samplers."""

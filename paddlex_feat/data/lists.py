@@ -1,0 +1,127 @@
+"""ShiTuRecDataset list files: ``relative/path.jpg label [unique_id]``, one image a line.
+
+The one parser every mode uses. It never stops at the first problem: it returns every
+entry it could read plus every problem, each with its file and line number.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..utils.errors import DatasetError
+
+LIST_NAMES = ("train", "gallery", "query")
+MAX_REPORTED = 20
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One readable line of a list file."""
+
+    path: str  # as written, relative to the dataset folder
+    label: int
+    lineno: int
+    uid: str | None = None  # optional third column, for self-match exclusion
+
+
+@dataclass(frozen=True)
+class ListProblem:
+    """A problem on one line of a list file (``lineno`` 0 means the whole file)."""
+
+    file: str
+    lineno: int
+    message: str
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.lineno}" if self.lineno else self.file
+        return f"{where}: {self.message}"
+
+
+def escapes_root(rel: str) -> bool:
+    """True if ``rel`` is absolute or climbs out of the dataset folder with ``..``."""
+    if os.path.isabs(rel) or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+        return True
+    depth = 0
+    for part in rel.replace("\\", "/").split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
+
+
+def parse_list(list_path: str | os.PathLike) -> tuple[list[ListEntry], list[ListProblem]]:
+    """Read a list file; tolerates CRLF, a UTF-8 BOM and blank lines, and reports the rest."""
+    list_path = Path(list_path)
+    name = list_path.name
+    entries: list[ListEntry] = []
+    problems: list[ListProblem] = []
+    try:
+        text = list_path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return [], [
+            ListProblem(name, 0, f"is not UTF-8 text ({e.reason} at byte {e.start}). Save it as UTF-8.")
+        ]
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        fields = line.split()
+        if len(fields) not in (2, 3):
+            problems.append(
+                ListProblem(
+                    name,
+                    lineno,
+                    f"expected 'path label' (or 'path label unique_id'), "
+                    f"got {len(fields)} field(s): {line!r}",
+                )
+            )
+            continue
+        rel, label_text = fields[0], fields[1]
+        try:
+            label = int(label_text)
+        except ValueError:
+            problems.append(ListProblem(name, lineno, f"label {label_text!r} is not an integer"))
+            continue
+        if escapes_root(rel):
+            problems.append(
+                ListProblem(
+                    name,
+                    lineno,
+                    f"path {rel!r} escapes the dataset folder; use a path relative to it, inside it",
+                )
+            )
+            continue
+        entries.append(ListEntry(rel, label, lineno, fields[2] if len(fields) == 3 else None))
+    return entries, problems
+
+
+def format_problems(problems: list[ListProblem], limit: int = MAX_REPORTED) -> str:
+    """Up to ``limit`` problems, one a line, and the total count."""
+    shown = "\n".join(f"  {p}" for p in problems[:limit])
+    more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""
+    return f"{len(problems)} problem(s):\n{shown}{more}"
+
+
+def read_list(dataset_dir: str | os.PathLike, split: str, required: bool = True) -> list[ListEntry]:
+    """Entries of ``{dataset_dir}/{split}.txt``; raises DatasetError on a missing, empty or bad list."""
+    path = Path(dataset_dir) / f"{split}.txt"
+    if not path.is_file():
+        if not required:
+            return []
+        raise DatasetError(
+            f"{path} does not exist. A ShiTuRecDataset needs {split}.txt with lines "
+            "'images/xxx.jpg label'; run -o Global.mode=check_dataset for a full report."
+        )
+    entries, problems = parse_list(path)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise DatasetError(f"{path} has {format_problems(errors)}")
+    if not entries and required:
+        raise DatasetError(f"{path} is empty: it lists no images.")
+    return entries

@@ -1,0 +1,1 @@
+"""Imports every model family module so that their ``@register_model`` calls run."""

@@ -1,0 +1,1 @@
+"""Shared helpers: errors, logging, atomic file writes, device selection, progress bars."""
