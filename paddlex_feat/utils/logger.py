@@ -17,12 +17,26 @@ _DATEFMT = "%Y-%m-%d %H:%M:%S"
 logger = logging.getLogger(LOGGER_NAME)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (pytest and notebooks swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # the base class assigns it; the property ignores it
+        pass
+
+
 def setup_logging(level: int = logging.INFO) -> logging.Logger:
     """Attach a stderr handler once; safe to call repeatedly."""
-    if not any(getattr(h, "_pxf_console", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
-        handler._pxf_console = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
