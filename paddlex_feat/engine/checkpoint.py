@@ -1,0 +1,73 @@
+"""Training checkpoints in PaddleX's layout: ``{output}/{tag}/{tag}.pdparams|.pdopt|.pdstates``.
+
+Every file is written to a temp name and renamed, and ``.pdstates`` (which says the checkpoint
+is complete) is renamed last, so a kill at any moment leaves the previous checkpoint loadable.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import paddle
+
+from ..utils.errors import PaddlexFeatError
+
+SUFFIXES = ("pdparams", "pdopt", "pdstates")
+
+
+def _atomic_paddle_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        paddle.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(
+    output: str | os.PathLike, tag: str, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, states: dict
+) -> dict[str, str]:
+    """Save model, optimiser and training state under ``{output}/{tag}/``; returns the paths."""
+    folder = Path(output) / tag
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {suffix: folder / f"{tag}.{suffix}" for suffix in SUFFIXES}
+    _atomic_paddle_save(model.state_dict(), paths["pdparams"])
+    _atomic_paddle_save(optimizer.state_dict(), paths["pdopt"])
+    _atomic_paddle_save(states, paths["pdstates"])
+    return {k: str(v) for k, v in paths.items()}
+
+
+def checkpoint_prefix(path: str | os.PathLike) -> Path:
+    """``output/latest/latest.pdparams``, ``output/latest/latest`` or ``output/latest`` -> the prefix."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / path.name
+    if path.suffix in {f".{s}" for s in SUFFIXES}:
+        path = path.with_suffix("")
+    return path
+
+
+def load_training_state(path: str | os.PathLike) -> tuple[dict, dict, dict]:
+    """Read (model state, optimiser state, training states) of a checkpoint to resume from."""
+    prefix = checkpoint_prefix(path)
+    files = {suffix: Path(f"{prefix}.{suffix}") for suffix in SUFFIXES}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise PaddlexFeatError(
+            f"Train.resume_path={os.fspath(path)!r}: missing {', '.join(missing)}. Resume from a checkpoint "
+            "folder written by train, e.g. -o Train.resume_path=output/latest/latest.pdparams."
+        )
+    loaded = {}
+    for suffix, file in files.items():
+        try:
+            loaded[suffix] = paddle.load(str(file))
+        except Exception as e:  # noqa: BLE001 - paddle raises many types for a bad file
+            raise PaddlexFeatError(f"{file} is not a readable Paddle checkpoint file ({e}).") from e
+        if not isinstance(loaded[suffix], dict):
+            raise PaddlexFeatError(f"{file} is not a Paddle checkpoint (expected a dict of tensors).")
+    return loaded["pdparams"], loaded["pdopt"], loaded["pdstates"]
