@@ -55,6 +55,8 @@ SCHEMA: dict[str, Any] = {
             "seed": Field(int, default=0, help="split shuffle seed"),
             "by_class": Field(bool, default=True, help="gallery/query share classes"),
         },
+        "num_workers": Field(int, default=None, nullable=True, help="image-decoding threads; null: auto"),
+        "sample_num": Field(int, default=10, help="demo images drawn per list"),
     },
     "Train": {
         "num_classes": Field(int, default=None, nullable=True),
@@ -83,6 +85,8 @@ SCHEMA: dict[str, Any] = {
     },
     "Export": {
         "weight_path": Field(str, default=None, nullable=True),
+        "save_dir": Field(str, default=None, nullable=True, help="null: Global.output, as PaddleX"),
+        "input_size": Field(int, default=None, nullable=True, help="null: the model's 224"),
     },
     "Predict": {
         "batch_size": Field(int, default=1),
@@ -93,5 +97,8 @@ SCHEMA: dict[str, Any] = {
         },
         "use_hpip": Field(bool, default=False),
         "skip_errors": Field(bool, default=False),
+        "cpu_threads": Field(int, default=None, nullable=True, help="null: every core"),
+        "url_timeout": Field(float, default=10.0, help="seconds to wait for an http(s) input"),
+        "save_json": Field(bool, default=True, help="write <stem>_res.json files into Global.output"),
     },
 }

@@ -86,7 +86,13 @@ def parse_list(list_path: str | os.PathLike) -> tuple[list[ListEntry], list[List
         try:
             label = int(label_text)
         except ValueError:
-            problems.append(ListProblem(name, lineno, f"label {label_text!r} is not an integer"))
+            problems.append(
+                ListProblem(
+                    name,
+                    lineno,
+                    f"label {label_text!r} is not an integer; labels are class numbers 0, 1, 2, ...",
+                )
+            )
             continue
         if escapes_root(rel):
             problems.append(
@@ -125,3 +131,14 @@ def read_list(dataset_dir: str | os.PathLike, split: str, required: bool = True)
     if not entries and required:
         raise DatasetError(f"{path} is empty: it lists no images.")
     return entries
+
+
+def read_lines(list_path: str | os.PathLike) -> list[str]:
+    """Non-blank lines of a list file, stripped of line endings, BOM and outer spaces, in file order."""
+    text = Path(list_path).read_bytes().decode("utf-8-sig")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def format_lines(lines: list[str]) -> str:
+    """List-file text for ``lines``: one a line, each ending with a newline."""
+    return "".join(f"{line}\n" for line in lines)
