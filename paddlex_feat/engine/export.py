@@ -1,10 +1,177 @@
-"""Global.mode=export."""
+"""Global.mode=export, and ``export_inference`` which train calls for every ``inference/`` folder.
+
+An inference folder holds ``inference.json`` (Paddle 3 program), ``inference.pdiparams`` and
+``inference.yml`` in the reference's format, so PaddleX's ``create_model(name, model_dir=...)``
+loads it as it loads an official model. The program outputs the raw 512-d neck feature;
+L2 normalisation is the ``NormalizeFeatures`` post-process named in ``inference.yml``.
+"""
 
 from __future__ import annotations
 
-from ..utils.errors import NotImplementedYetError
+import copy
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import paddle
+import yaml
+
+from ..inference.spec import INFERENCE_YML, build_inference_yml
+from ..models import build_model, get_model_info
+from ..utils.errors import ConfigError, ModelError
+from ..utils.io import atomic_write_text
+from ..utils.logger import logger
+
+PREFIX = "inference"
 
 
-def run(cfg: dict) -> dict:
-    """Run the export mode; returns the content of `export_result.json`."""
-    raise NotImplementedYetError("Global.mode=export is not implemented yet (tracked in issue 7).")
+class _FeatureOnly(paddle.nn.Layer):
+    """Wraps a model so that the saved program returns only the feature tensor."""
+
+    def __init__(self, model: paddle.nn.Layer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        out = self.model(x)
+        return out["features"] if isinstance(out, dict) else out
+
+
+def export_inference(
+    model: paddle.nn.Layer, model_name: str, save_dir: str | os.PathLike, input_size: int | None = None
+) -> dict[str, str]:
+    """Save ``model`` as an inference folder; returns {inference_config, pdmodel, pdiparams} paths.
+
+    The model is copied before its rep blocks are fused, so a model still in training is left as is.
+    Files are written in a temp folder and moved in, so a crash never leaves a half-written folder.
+    """
+    info = get_model_info(model_name)
+    size = int(input_size or info.input_size)
+    save_dir = Path(save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    export_model = copy.deepcopy(model)
+    export_model.eval()
+    if hasattr(export_model, "re_parameterize"):
+        export_model.re_parameterize()
+    spec = [paddle.static.InputSpec(shape=[None, 3, size, size], dtype="float32", name="x")]
+    tmp = Path(tempfile.mkdtemp(dir=save_dir, prefix=".export."))
+    try:
+        paddle.jit.save(_FeatureOnly(export_model), str(tmp / PREFIX), input_spec=spec)
+        program = next(
+            (tmp / f"{PREFIX}{ext}" for ext in (".json", ".pdmodel") if (tmp / f"{PREFIX}{ext}").is_file()),
+            None,
+        )
+        if program is None:
+            raise ModelError(
+                f"paddle.jit.save wrote no program file in {tmp}; files: {sorted(os.listdir(tmp))}."
+            )
+        yml = build_inference_yml(model_name, size, info.mean, info.std, info.interpolation)
+        atomic_write_text(tmp / INFERENCE_YML, yaml.safe_dump(yml, sort_keys=False))
+        written = {}
+        for file in sorted(tmp.iterdir()):
+            os.replace(file, save_dir / file.name)
+            written[file.name] = save_dir / file.name
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    # a stale legacy program next to a new one would be ambiguous for loaders that prefer .pdmodel
+    for stale in (".pdmodel", ".json"):
+        old = save_dir / f"{PREFIX}{stale}"
+        if old.name not in written and old.exists():
+            old.unlink()
+    logger.info(f"Exported {model_name} ({size}x{size}) to {save_dir}")
+    return {
+        "inference_config": str(save_dir / INFERENCE_YML),
+        "pdmodel": str(save_dir / program.name),
+        "pdiparams": str(save_dir / f"{PREFIX}.pdiparams"),
+    }
+
+
+def load_weights(
+    model: paddle.nn.Layer, weight_path: str | os.PathLike, key: str = "Export.weight_path"
+) -> None:
+    """Load a ``.pdparams`` file into ``model``; every missing, extra or mis-shaped key is reported."""
+    path = Path(weight_path)
+    if not path.is_file():
+        raise ConfigError(f"{key}={os.fspath(weight_path)!r} does not exist; point it at a .pdparams file.")
+    try:
+        state = paddle.load(str(path))
+    except Exception as e:  # noqa: BLE001 - paddle raises many types for a bad file
+        raise ModelError(f"{path} is not a readable Paddle weights file ({e}).") from e
+    if not isinstance(state, dict):
+        raise ModelError(f"{path} is not a state dict of tensors; export needs a .pdparams written by train.")
+    own = model.state_dict()
+    missing = sorted(k for k in own if k not in state)
+    extra = sorted(k for k in state if k not in own)
+    shapes = [
+        f"{k}: file {list(state[k].shape)} vs model {list(own[k].shape)}"
+        for k in own
+        if k in state and list(state[k].shape) != list(own[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})")
+    if shapes:
+        problems.append(f"{len(shapes)} with other shapes (e.g. {'; '.join(shapes[:3])})")
+    if problems:
+        raise ModelError(
+            f"{path} does not fit this model: {', '.join(problems)}. Is {key} a checkpoint of the same "
+            "Global.model?"
+        )
+    model.set_state_dict(state)
+
+
+def _num_classes_in(weight_path: Path) -> int | None:
+    """The class count stored in a checkpoint's head (its largest 2-D head weight's second dim)."""
+    try:
+        state = paddle.load(str(weight_path))
+    except Exception:  # noqa: BLE001 - load_weights reports an unreadable file properly
+        return None
+    if not isinstance(state, dict):
+        return None
+    heads = [
+        v for k, v in state.items() if k.startswith("head.") and k.endswith("weight") and len(v.shape) == 2
+    ]
+    return int(heads[0].shape[1]) if heads else None
+
+
+def resolve_weight_path(weight_path: str | None, key: str = "Export.weight_path") -> Path:
+    """A local weights file: URLs go through the download cache, missing values get a clear error."""
+    if not weight_path:
+        raise ConfigError(
+            f"{key} is not set; pass the weights to export, e.g. -o {key}=output/best_model/best_model.pdparams."
+        )
+    if weight_path.lower().startswith(("http://", "https://")):
+        from ..utils.download import download_file  # lazily: only URLs need the network helper
+
+        return download_file(weight_path, hint=f"Or set -o {key}=PATH to a local .pdparams file.")
+    return Path(weight_path)
+
+
+def run(cfg: dict) -> dict[str, Any]:
+    """Run the export mode; returns the content of ``export_result.json``."""
+    from ..utils.device import set_device
+
+    set_device(cfg["Global"]["device"])
+    model_name = cfg["Global"]["model"]
+    export_cfg = cfg["Export"]
+    weight_path = resolve_weight_path(export_cfg["weight_path"])
+    if not weight_path.is_file():
+        raise ConfigError(
+            f"Export.weight_path={str(weight_path)!r} does not exist; point it at a .pdparams file."
+        )
+    num_classes = _num_classes_in(weight_path) or cfg["Train"]["num_classes"] or 1
+    model = build_model(model_name, num_classes)
+    load_weights(model, weight_path)
+    save_dir = export_cfg.get("save_dir") or cfg["Global"]["output"]
+    files = export_inference(model, model_name, save_dir, input_size=export_cfg.get("input_size"))
+    return {
+        "done_flag": True,
+        "model_name": model_name,
+        "weight_path": str(weight_path),
+        "save_dir": str(save_dir),
+        **files,
+    }

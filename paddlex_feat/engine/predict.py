@@ -1,10 +1,62 @@
-"""Global.mode=predict."""
+"""Global.mode=predict: print each image's feature and save ``<stem>_res.json`` into Global.output."""
 
 from __future__ import annotations
 
-from ..utils.errors import NotImplementedYetError
+from typing import Any
+
+from ..inference.predictor import check_batch_size
+from ..utils.errors import ConfigError, NotImplementedYetError
+from ..utils.logger import logger, progress
+
+RUN_MODES = ("paddle", "mkldnn")  # both mean Paddle Inference, with oneDNN on the CPU
 
 
-def run(cfg: dict) -> dict:
-    """Run the predict mode; returns the content of `predict_result.json`."""
-    raise NotImplementedYetError("Global.mode=predict is not implemented yet (tracked in issue 7).")
+def run(cfg: dict) -> dict[str, Any]:
+    """Run the predict mode; returns the content of ``predict_result.json``."""
+    from ..api import create_model
+
+    pred = cfg["Predict"]
+    if pred["input"] is None:
+        raise ConfigError(
+            "Predict.input is not set; pass an image, folder or URL, e.g. -o Predict.input=photos/."
+        )
+    batch_size = check_batch_size(pred["batch_size"], key="Predict.batch_size")
+    run_mode = pred["kernel_option"]["run_mode"]
+    if run_mode not in RUN_MODES:
+        raise NotImplementedYetError(
+            f"Predict.kernel_option.run_mode={run_mode!r} is not available yet; use one of {', '.join(RUN_MODES)}."
+        )
+    model = create_model(
+        cfg["Global"]["model"],
+        model_dir=pred["model_dir"],
+        device=cfg["Global"]["device"],
+        use_hpip=pred["use_hpip"],
+        batch_size=batch_size,
+        cpu_threads=pred["cpu_threads"],
+        skip_errors=pred["skip_errors"],
+        url_timeout=pred["url_timeout"],
+    )
+    output = cfg["Global"]["output"]
+    stream = model.predict(pred["input"])
+    records, errors = [], 0
+    for res in progress(stream, total=len(stream), desc="predict", unit="img"):
+        res.print()
+        record: dict[str, Any] = {"input_path": res["input_path"]}
+        if pred["save_json"]:
+            record["json"] = str(res.save_to_json(output))
+        if not res.ok:
+            errors += 1
+            record["error"] = res.error
+        records.append(record)
+    logger.info(
+        f"Predicted {len(records) - errors} of {len(records)} images"
+        + (f"; {errors} skipped" if errors else "")
+    )
+    return {
+        "done_flag": errors < len(records),
+        "model_name": model.model_name,
+        "model_dir": str(model.model_dir),
+        "num_images": len(records),
+        "num_errors": errors,
+        "results": records,
+    }
