@@ -1,10 +1,264 @@
-"""Global.mode=evaluate."""
+"""Global.mode=evaluate: recall@k and mAP of a checkpoint on the dataset's query/gallery lists.
+
+The model name and input size come from the ``config.yaml`` that training saves next to the
+weights (or one folder up), as in PaddleX; without one, from the current config. Training's
+per-epoch evaluation calls ``evaluate_model`` too, so the two cannot disagree.
+"""
 
 from __future__ import annotations
 
-from ..utils.errors import NotImplementedYetError
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..data.lists import ListEntry, read_list
+from ..metrics import RetrievalResult, retrieval_metrics, worst_queries
+from ..utils.errors import ConfigError, DatasetError, ModelError
+from ..utils.io import atomic_write_bytes
+from ..utils.logger import logger
+from .features import FeatureExtractor
+
+WEIGHT_KEY = "Evaluate.weight_path"
+NUM_WORST = 10
 
 
 def run(cfg: dict) -> dict:
     """Run the evaluate mode; returns the content of `evaluate_result.json`."""
-    raise NotImplementedYetError("Global.mode=evaluate is not implemented yet (tracked in issue 5).")
+    import paddle
+
+    from ..models.registry import build_model, get_model_info
+    from ..models.weights import load_weights, resolve_checkpoint
+    from ..utils.device import set_device
+
+    g, ev = cfg["Global"], cfg["Evaluate"]
+    _check_topk(ev["topk"])
+    weight_path = _weight_file(ev["weight_path"], resolve_checkpoint)
+    model_name, input_size, num_classes = _model_settings(cfg, weight_path)
+    query, gallery = _read_eval_lists(g["dataset_dir"])
+    set_device(g["device"])
+
+    paddle.seed(g["seed"])
+    model = build_model(model_name, num_classes)
+    _check_loaded(load_weights(model, weight_path, config_key=WEIGHT_KEY), weight_path, model_name)
+    input_size = input_size or get_model_info(model_name).input_size
+    logger.info(
+        f"Evaluating {weight_path} ({model_name}, input {input_size}) on {len(query)} queries "
+        f"against {len(gallery)} gallery images of {g['dataset_dir']}"
+    )
+    result = evaluate_model(model, cfg, gallery, query, input_size, model_name=model_name)
+    logger.info("Evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+    return {"done_flag": True, "metrics": result.metrics}
+
+
+def evaluate_model(
+    model,
+    cfg: dict,
+    gallery: Sequence[ListEntry],
+    query: Sequence[ListEntry],
+    input_size: int,
+    model_name: str | None = None,
+) -> RetrievalResult:
+    """Features of query and gallery (the shared extraction), metrics, worst-query log, saved features."""
+    g, ev = cfg["Global"], cfg["Evaluate"]
+    extractor = FeatureExtractor(
+        model,
+        input_size,
+        ev["batch_size"],
+        ev["num_workers"],
+        model_name=model_name or g["model"],
+        mode=ev.get("backend", "auto"),
+    )
+    query_feats = extractor.extract(query, g["dataset_dir"], "query.txt")
+    gallery_feats = extractor.extract(gallery, g["dataset_dir"], "gallery.txt")
+    result = retrieval_metrics(
+        query_feats,
+        gallery_feats,
+        [e.label for e in query],
+        [e.label for e in gallery],
+        topk=ev["topk"],
+        query_ids=[e.uid for e in query],
+        gallery_ids=[e.uid for e in gallery],
+        normalize=False,  # extract_features returns unit features
+    )
+    if result.num_unmatched:
+        logger.warning(
+            f"{result.num_unmatched} of {result.num_queries} queries have no same-label gallery image "
+            "and are left out of the metrics."
+        )
+    log_worst_queries(result, query, gallery)
+    if ev["save_features"]:
+        _save_features(Path(g["output"]) / "features", query_feats, gallery_feats, query, gallery)
+    return result
+
+
+def log_worst_queries(
+    result: RetrievalResult, query: Sequence[ListEntry], gallery: Sequence[ListEntry], n: int = NUM_WORST
+) -> None:
+    """Log the queries whose first correct match ranks lowest, with the wrong match that beat it."""
+    worst = worst_queries(result, n)
+    if not worst:
+        logger.info("Every query's top-1 match is correct.")
+        return
+    lines = []
+    for i in worst:
+        q, wrong = query[i], gallery[result.top_wrong_index[i]]
+        best = gallery[result.best_positive_index[i]]
+        lines.append(
+            f"  query {q.path} (label {q.label}): first correct match at rank "
+            f"{result.first_hit_rank[i] + 1} ({best.path}, score {result.best_positive_score[i]:.3f}); "
+            f"top-1 is {wrong.path} (label {wrong.label}, score {result.top_wrong_score[i]:.3f})"
+        )
+    failing = int((result.first_hit_rank > 0).sum())
+    logger.info(f"{len(worst)} worst of {failing} queries whose top-1 match is wrong:\n" + "\n".join(lines))
+
+
+def find_train_config(weight_path: str | os.PathLike) -> Path | None:
+    """The ``config.yaml`` next to the weights, else one folder up, else None."""
+    folder = Path(weight_path).resolve().parent
+    for candidate in (folder / "config.yaml", folder.parent / "config.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _check_topk(topk: list[int]) -> None:
+    bad = [k for k in topk if k < 1]
+    if not topk or bad:
+        raise ConfigError(
+            f"Evaluate.topk must be a non-empty list of integers >= 1, got {topk}. Example: [1, 5]."
+        )
+
+
+def _weight_file(weight_path: str | None, resolve_checkpoint) -> Path:
+    """The local checkpoint file for Evaluate.weight_path, or a clear error."""
+    if not weight_path:
+        raise ConfigError(
+            f"{WEIGHT_KEY} is not set. Point it at a trained checkpoint, e.g. "
+            f"-o {WEIGHT_KEY}=output/best_model/best_model.pdparams."
+        )
+    path = resolve_checkpoint(weight_path, config_key=WEIGHT_KEY)
+    if path.suffix in (".pdopt", ".pdstates"):
+        raise ModelError(
+            f"{WEIGHT_KEY}={weight_path} is the {path.suffix} file of a checkpoint; "
+            f"use the model weights: {path.with_suffix('.pdparams')}."
+        )
+    return path
+
+
+def _model_settings(cfg: dict, weight_path: Path) -> tuple[str, int | None, int]:
+    """(model name, input size or None for the model's default, class count) for the checkpoint."""
+    name, input_size, num_classes = (
+        cfg["Global"]["model"],
+        cfg["Train"]["input_size"],
+        cfg["Train"]["num_classes"],
+    )
+    found = find_train_config(weight_path)
+    if found is None:
+        logger.info(
+            f"No config.yaml next to {weight_path} or one folder up; using the current config's model."
+        )
+        return name, input_size, num_classes or 1
+    saved = _read_saved_config(found)
+    saved_name = saved.get("Global", {}).get("model")
+    saved_train = saved.get("Train", {}) or {}
+    if saved_name and saved_name != name:
+        logger.warning(f"{found} says Global.model={saved_name}; evaluating as {saved_name}, not {name}.")
+    logger.info(f"Using the model settings of {found}")
+    states_classes = _saved_num_classes(weight_path)
+    return (
+        saved_name or name,
+        saved_train.get("input_size", input_size),
+        # The head is not used for features; its size only has to let the weights load.
+        states_classes or saved_train.get("num_classes") or num_classes or 1,
+    )
+
+
+def _read_saved_config(path: Path) -> dict:
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path} (found next to {WEIGHT_KEY}) is not readable YAML: {err}") from err
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path} (found next to {WEIGHT_KEY}) is not a config mapping.")
+    return saved
+
+
+def _saved_num_classes(weight_path: Path) -> int | None:
+    """The class count training recorded in the checkpoint's .pdstates, if there is one."""
+    states_path = weight_path.with_suffix(".pdstates")
+    if not states_path.is_file():
+        return None
+    import paddle
+
+    try:
+        states = paddle.load(str(states_path))
+    except Exception as err:  # noqa: BLE001 - paddle.load raises many types on a bad file; the value is optional
+        logger.warning(f"Ignoring unreadable {states_path}: {type(err).__name__}: {err}")
+        return None
+    value = states.get("num_classes") if isinstance(states, dict) else None
+    return int(value) if isinstance(value, int) else None
+
+
+def _read_eval_lists(dataset_dir: str) -> tuple[list[ListEntry], list[ListEntry]]:
+    """query.txt and gallery.txt of the dataset, both required and non-empty."""
+    if not os.path.isdir(dataset_dir):
+        raise DatasetError(
+            f"Global.dataset_dir={dataset_dir!r} does not exist. Point it at a ShiTuRecDataset folder "
+            "holding query.txt and gallery.txt."
+        )
+    query = read_list(dataset_dir, "query")
+    gallery = read_list(dataset_dir, "gallery")
+    missing = [
+        f"{name}.txt:{e.lineno}: {e.path}"
+        for name, entries in (("query", query), ("gallery", gallery))
+        for e in entries
+        if not os.path.isfile(os.path.join(dataset_dir, e.path))
+    ]
+    if missing:
+        shown = "\n  ".join(missing[:20])
+        more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
+        raise DatasetError(
+            f"{len(missing)} listed image(s) do not exist under {dataset_dir}:\n  {shown}{more}\n"
+            "Fix those lines or run -o Global.mode=check_dataset."
+        )
+    return query, gallery
+
+
+def _check_loaded(report, weight_path: Path, model_name: str) -> None:
+    """Every feature tensor (all but the training head) must come from the checkpoint."""
+    not_loaded = [k for k in report.missing if not k.startswith("head.")]
+    not_loaded += [s["key"] for s in report.skipped_shape if not s["key"].startswith("head.")]
+    if not_loaded:
+        shown = ", ".join(not_loaded[:5]) + (f" (+{len(not_loaded) - 5} more)" if len(not_loaded) > 5 else "")
+        raise ModelError(
+            f"{WEIGHT_KEY}={weight_path} does not fit {model_name}: {len(not_loaded)} of its feature "
+            f"tensors are missing or have another shape in the checkpoint ({shown}). Evaluate a "
+            f"checkpoint of {model_name}, or set Global.model to the model it was trained as.",
+            details={"not_loaded": not_loaded},
+        )
+
+
+def _save_features(
+    folder: Path,
+    query_feats: np.ndarray,
+    gallery_feats: np.ndarray,
+    query: Sequence[ListEntry],
+    gallery: Sequence[ListEntry],
+) -> None:
+    """query/gallery features and labels as .npy files, for offline analysis."""
+    arrays = {
+        "query_features": query_feats,
+        "query_labels": np.array([e.label for e in query], dtype=np.int64),
+        "gallery_features": gallery_feats,
+        "gallery_labels": np.array([e.label for e in gallery], dtype=np.int64),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        atomic_write_bytes(folder / f"{name}.npy", buffer.getvalue())
+    logger.info(f"Saved query/gallery features and labels under {folder}")
