@@ -292,6 +292,7 @@ def _check_values(cfg: dict) -> None:
         "Evaluate.batch_size",
         "Evaluate.log_interval",
         "Predict.batch_size",
+        "Train.cpu_processes",
     ]
     for dotted in positive:
         section, key = dotted.split(".")

@@ -74,6 +74,7 @@ SCHEMA: dict[str, Any] = {
         "input_size": Field(int, default=None, nullable=True, help="null: the model's 224"),
         "num_workers": Field(int, default=2),
         "relabel": Field(bool, default=True),
+        "cpu_processes": Field(int, default=1, help="data-parallel CPU processes (gloo); the batch is split"),
     },
     "Evaluate": {
         "weight_path": Field(str, default="output/best_model/best_model.pdparams", nullable=True),
@@ -82,6 +83,12 @@ SCHEMA: dict[str, Any] = {
         "save_features": Field(bool, default=False),
         "batch_size": Field(int, default=64),
         "num_workers": Field(int, default=2),
+        "backend": Field(
+            str,
+            default="auto",
+            choices=("auto", "inference", "static", "eager"),
+            help="feature extraction: auto = paddle.inference+oneDNN on CPU, static graph on GPU",
+        ),
     },
     "Export": {
         "weight_path": Field(str, default=None, nullable=True),
@@ -96,6 +103,23 @@ SCHEMA: dict[str, Any] = {
             "run_mode": Field(str, default="paddle"),
         },
         "use_hpip": Field(bool, default=False),
+        # high-performance inference (use_hpip=True); keys as create_model's hpi_config
+        "hpi_config": {
+            "backend": Field(
+                str,
+                default=None,
+                nullable=True,
+                choices=("openvino", "onnxruntime", "paddle"),
+                help="null: the fastest installed backend",
+            ),
+            "precision": Field(
+                str, default="fp32", choices=("fp32", "bf16", "fp16"), help="bf16: CPUs that have it"
+            ),
+            "num_threads": Field(int, default=None, nullable=True, help="null: Predict.cpu_threads"),
+            "cache_dir": Field(
+                str, default=None, nullable=True, help="ONNX cache for read-only model folders"
+            ),
+        },
         "skip_errors": Field(bool, default=False),
         "cpu_threads": Field(int, default=None, nullable=True, help="null: every core"),
         "url_timeout": Field(float, default=10.0, help="seconds to wait for an http(s) input"),

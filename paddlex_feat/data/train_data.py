@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-import cv2
 import numpy as np
 import paddle
 
 from ..utils.errors import ConfigError, DatasetError
+from .dataset import decode_rgb
 from .lists import ListEntry
 
 
@@ -46,17 +46,6 @@ def check_num_classes(num_classes: int | None, entries: Sequence[ListEntry], rel
     return num_classes
 
 
-def read_rgb(path: str) -> np.ndarray | None:
-    """Decode an image file to RGB uint8 HWC, or None if it cannot be decoded."""
-    data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
-    if data is None or data.size == 0:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
-        return None
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 class TrainDataset(paddle.io.Dataset):
     """Yields (image CHW float32, label int64, ok flag, index); an unreadable image is replaced by
     another image of its class and flagged, so training goes on and the caller can count it."""
@@ -86,11 +75,11 @@ class TrainDataset(paddle.io.Dataset):
 
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        image, ok = read_rgb(self.paths[index]), 1
+        image, ok = decode_rgb(self.paths[index]), 1
         if image is None:
             ok = 0
             for other in self.by_class[self.labels[index]]:
-                image = read_rgb(self.paths[other]) if other != index else None
+                image = decode_rgb(self.paths[other]) if other != index else None
                 if image is not None:
                     break
         if image is None:  # the whole class is unreadable: a blank image keeps the batch shape

@@ -30,16 +30,43 @@ def _atomic_paddle_save(obj: Any, path: Path) -> None:
 
 
 def save_checkpoint(
-    output: str | os.PathLike, tag: str, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, states: dict
+    output: str | os.PathLike,
+    tag: str,
+    model: paddle.nn.Layer,
+    optimizer: paddle.optimizer.Optimizer,
+    states: dict,
 ) -> dict[str, str]:
     """Save model, optimiser and training state under ``{output}/{tag}/``; returns the paths."""
     folder = Path(output) / tag
     folder.mkdir(parents=True, exist_ok=True)
     paths = {suffix: folder / f"{tag}.{suffix}" for suffix in SUFFIXES}
     _atomic_paddle_save(model.state_dict(), paths["pdparams"])
-    _atomic_paddle_save(optimizer.state_dict(), paths["pdopt"])
+    _atomic_paddle_save(portable_optimizer_state(model, optimizer), paths["pdopt"])
     _atomic_paddle_save(states, paths["pdstates"])
     return {k: str(v) for k, v in paths.items()}
+
+
+def _rename_keys(state: dict, mapping: dict[str, str]) -> dict:
+    """Rename ``{old}_velocity_0``-style keys by the longest matching parameter-name prefix."""
+    olds = sorted(mapping, key=len, reverse=True)
+    renamed = {}
+    for key, value in state.items():
+        old = next((o for o in olds if key.startswith(o + "_")), None)
+        renamed[mapping[old] + key[len(old) :] if old else key] = value
+    return renamed
+
+
+def portable_optimizer_state(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer) -> dict:
+    """Optimiser state keyed by structured parameter names (``backbone.stem.0.conv.weight_velocity_0``):
+    Paddle keys it by generated names (``conv2d_345.w_0``) that differ in the next process."""
+    return _rename_keys(optimizer.state_dict(), {p.name: n for n, p in model.named_parameters()})
+
+
+def restore_optimizer_state(
+    model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, state: dict
+) -> None:
+    """Load a state saved by :func:`portable_optimizer_state` into ``optimizer``."""
+    optimizer.set_state_dict(_rename_keys(state, {n: p.name for n, p in model.named_parameters()}))
 
 
 def checkpoint_prefix(path: str | os.PathLike) -> Path:

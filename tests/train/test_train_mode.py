@@ -1,0 +1,258 @@
+"""Global.mode=train end to end on a tiny generated dataset: files, resume, guards, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paddle
+import pytest
+
+from paddlex_feat.cli import main
+from paddlex_feat.engine import train as train_module
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "configs" / "modules" / "image_feature" / "PP-ShiTuV2_rec.yaml"
+
+
+def make_dataset(root: Path, classes: int = 6, per_class: int = 3, size: int = 20) -> Path:
+    """Coloured shapes: each class a colour, so a few steps of training can separate them."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    lists: dict[str, list[str]] = {"train": [], "gallery": [], "query": []}
+    for c in range(classes):
+        colour = rng.integers(0, 256, size=3).tolist()
+        for i in range(per_class + 2):
+            img = np.full((size, size, 3), 255, np.uint8)
+            cv2.circle(img, (size // 2 + i % 3 - 1, size // 2), size // 3, colour, -1)
+            rel = f"images/c{c}_{i}.jpg"
+            cv2.imwrite(str(root / rel), img)
+            split = "train" if i < per_class else ("gallery" if i == per_class else "query")
+            lists[split].append(f"{rel} {c + 10}")
+    for split, lines in lists.items():
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def train_cli(dataset: Path, output: Path, *overrides: str) -> int:
+    args = [
+        "-c",
+        str(CONFIG),
+        "-o",
+        "Global.mode=train",
+        "-o",
+        "Global.device=cpu",
+        "-o",
+        f"Global.dataset_dir={dataset}",
+        "-o",
+        f"Global.output={output}",
+        "-o",
+        "Train.pretrain_weight_path=null",
+        "-o",
+        "Train.num_classes=6",
+        "-o",
+        "Train.input_size=32",
+        "-o",
+        "Train.batch_size=8",
+        "-o",
+        "Train.num_workers=0",
+        "-o",
+        "Train.warmup_steps=0",
+        "-o",
+        "Train.epochs_iters=2",
+        "-o",
+        "Train.learning_rate=0.05",
+        "-o",
+        "Evaluate.num_workers=0",
+    ]
+    for o in overrides:
+        args += ["-o", o]
+    return main(args)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("train")
+    dataset = make_dataset(base / "data")
+    output = base / "out"
+    assert train_cli(dataset, output) == 0
+    return dataset, output
+
+
+def test_train_writes_every_paddlex_file(trained: tuple[Path, Path]) -> None:
+    _, output = trained
+    result = json.loads((output / "train_result.json").read_text())
+    assert result["done_flag"] is True and result["model_name"] == "PP-ShiTuV2_rec"
+    for tag in ("epoch_1", "epoch_2", "latest", "best_model"):
+        for suffix in ("pdparams", "pdopt", "pdstates"):
+            assert (output / tag / f"{tag}.{suffix}").is_file()
+    assert result["models"]["last_1"]["pdparams"] == "epoch_2/epoch_2.pdparams"
+    assert result["models"]["last_2"]["pdparams"] == "epoch_1/epoch_1.pdparams"
+    best = result["models"]["best"]
+    for key in ("pdparams", "inference_config", "pdmodel", "pdiparams"):
+        assert (output / best[key]).is_file(), key
+    assert 0.0 <= best["score"] <= 1.0
+    for name in ("config.yaml", "train.log", "label_dict.txt", "metrics.jsonl", "training_curves.png"):
+        assert (output / name).is_file(), name
+    assert cv2.imread(str(output / "training_curves.png")) is not None
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    assert {r["type"] for r in records} == {"step", "epoch"}
+    assert all("recall1" in r["metrics"] for r in records if r["type"] == "epoch")
+    assert (output / "label_dict.txt").read_text().splitlines()[0] == "0 10"
+    states = paddle.load(str(output / "latest" / "latest.pdstates"))
+    assert states["epoch"] == 2 and states["label_dict"][10] == 0 and states["num_classes"] == 6
+
+
+def test_evaluate_reproduces_training_recall(trained: tuple[Path, Path]) -> None:
+    dataset, output = trained
+    result = json.loads((output / "train_result.json").read_text())
+    eval_out = output.parent / "eval"
+    rc = main(
+        [
+            "-c",
+            str(CONFIG),
+            "-o",
+            "Global.mode=evaluate",
+            "-o",
+            "Global.device=cpu",
+            "-o",
+            f"Global.dataset_dir={dataset}",
+            "-o",
+            f"Global.output={eval_out}",
+            "-o",
+            f"Evaluate.weight_path={output / 'best_model' / 'best_model.pdparams'}",
+            "-o",
+            "Evaluate.num_workers=0",
+        ]
+    )
+    assert rc == 0
+    metrics = json.loads((eval_out / "evaluate_result.json").read_text())["metrics"]
+    assert abs(metrics["recall1"] - result["models"]["best"]["score"]) <= 1e-6
+
+
+def test_resume_matches_uninterrupted_training(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset, straight = trained
+    interrupted = tmp_path / "interrupted"
+    original = train_module._train_one_epoch
+
+    def dies_in_epoch_2(*args, **kwargs):
+        if args[6] == 2:  # the epoch argument
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_train_one_epoch", dies_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_cli(dataset, interrupted)
+    monkeypatch.setattr(train_module, "_train_one_epoch", original)
+    assert not (interrupted / "epoch_2").exists()
+    assert (
+        train_cli(dataset, interrupted, f"Train.resume_path={interrupted / 'latest' / 'latest.pdparams'}")
+        == 0
+    )
+    a = paddle.load(str(straight / "epoch_2" / "epoch_2.pdparams"))
+    b = paddle.load(str(interrupted / "epoch_2" / "epoch_2.pdparams"))
+    assert a.keys() == b.keys()
+    worst = max(float(np.abs(a[k].numpy() - b[k].numpy()).max()) for k in a)
+    assert worst <= 1e-5
+
+
+def test_nan_loss_stops_with_epoch_and_step(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset, _ = trained
+    monkeypatch.setattr(
+        train_module, "smoothed_cross_entropy", lambda logits, labels: logits.sum() * float("nan")
+    )
+    output = tmp_path / "nan"
+    assert train_cli(dataset, output) == 1
+    result = json.loads((output / "train_result.json").read_text())
+    assert result["done_flag"] is False and "epoch 1, step 1" in result["err_msg"]
+
+
+def _fails(dataset: Path, output: Path, *overrides: str) -> dict:
+    assert train_cli(dataset, output, *overrides) != 0
+    return json.loads((output / "train_result.json").read_text())
+
+
+def test_missing_train_list(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    (dataset / "train.txt").unlink()
+    assert "train.txt does not exist" in _fails(dataset, tmp_path / "o")["err_msg"]
+
+
+def test_empty_train_list(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    (dataset / "train.txt").write_text("\n")
+    assert "is empty" in _fails(dataset, tmp_path / "o")["err_msg"]
+
+
+def test_label_outside_num_classes_without_relabel(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    msg = _fails(dataset, tmp_path / "o", "Train.relabel=False")["err_msg"]
+    assert "train.txt:1: label 10 is outside 0..5" in msg
+
+
+def test_wrong_num_classes(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    assert "Set -o Train.num_classes=6" in _fails(dataset, tmp_path / "o", "Train.num_classes=7")["err_msg"]
+
+
+def test_batch_smaller_than_k(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    assert (
+        "smaller than the 4 images per class"
+        in _fails(dataset, tmp_path / "o", "Train.batch_size=2")["err_msg"]
+    )
+
+
+def test_resume_path_missing(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    msg = _fails(dataset, tmp_path / "o", f"Train.resume_path={tmp_path / 'nope' / 'latest.pdparams'}")[
+        "err_msg"
+    ]
+    assert "Train.resume_path" in msg and "missing" in msg
+
+
+def test_resume_path_of_another_model(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d", classes=5)
+    resume = trained[1] / "latest" / "latest.pdparams"
+    msg = _fails(dataset, tmp_path / "o", "Train.num_classes=5", f"Train.resume_path={resume}")["err_msg"]
+    assert "6 classes" in msg and "5" in msg
+
+
+def _corrupt_one_image_per_class(dataset: Path) -> None:
+    for c in range(6):
+        (dataset / "images" / f"c{c}_0.jpg").write_bytes(b"not a jpeg")  # 6 of 18 training images
+
+
+def test_corrupt_images_over_one_percent_fail(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    _corrupt_one_image_per_class(dataset)
+    msg = _fails(dataset, tmp_path / "o", "Train.epochs_iters=1")["err_msg"]
+    assert "could not be decoded" in msg and "_0.jpg" in msg
+
+
+def test_corrupt_images_under_the_limit_are_replaced_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    _corrupt_one_image_per_class(dataset)
+    monkeypatch.setattr(train_module, "MAX_UNREADABLE_FRACTION", 0.5)
+    messages: list[str] = []
+    monkeypatch.setattr(train_module.logger, "warning", lambda msg, *a, **k: messages.append(msg))
+    assert train_cli(dataset, tmp_path / "o", "Train.epochs_iters=1") == 0
+    assert any("unreadable training image(s) were replaced" in m for m in messages)
+
+
+def test_two_cpu_processes_train_data_parallel(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    output = tmp_path / "o"
+    assert train_cli(dataset, output, "Train.cpu_processes=2", "Train.epochs_iters=1") == 0
+    result = json.loads((output / "train_result.json").read_text())
+    assert result["done_flag"] is True and (output / result["models"]["best"]["pdparams"]).is_file()
+    log = (output / "train.log").read_text()
+    assert "cpu x2" in log and "batch 4" in log  # the batch of 8 is split between the two processes
