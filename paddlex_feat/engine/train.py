@@ -103,9 +103,9 @@ def train(cfg: dict) -> dict:
     if t["amp"] and not amp:
         logger.info("Train.amp=True is ignored on the CPU.")
     scaler = paddle.amp.GradScaler(init_loss_scaling=1024) if amp else None
-    step_model = paddle.DataParallel(model) if world > 1 else model
-    if t["dy2st"]:
-        step_model = paddle.jit.to_static(step_model, full_graph=True)
+    step_model = paddle.jit.to_static(model, full_graph=True) if t["dy2st"] else model
+    if world > 1:
+        step_model = paddle.DataParallel(step_model)
 
     # --- resume
     state = {"epoch": 0, "global_step": 0, "best_score": -1.0, "best_epoch": 0, "history": []}
