@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from .inference.predictor import Predictor
-from .utils.errors import NotImplementedYetError
 from .utils.logger import logger
 
 # Where PaddleX 3.7.2 fetches official inference models (paddlex/inference/utils/official_models.py).
@@ -50,17 +49,22 @@ def create_model(
     """An image-feature model ready to ``predict``; ``model_dir=None`` uses the official model.
 
     ``predictor_options`` go to :class:`Predictor` (``batch_size``, ``cpu_threads``, ``skip_errors``,
-    ``url_timeout``, ``decode_workers``).
+    ``url_timeout``, ``decode_workers``). ``use_hpip=True`` runs the model with OpenVINO or ONNX Runtime;
+    ``hpi_config`` keys: ``backend`` (openvino, onnxruntime, paddle; unset: the fastest installed),
+    ``precision`` (fp32, bf16, fp16; default fp32), ``num_threads``, ``cache_dir``.
     """
     from .models import get_model_info
 
     get_model_info(model_name)
-    if use_hpip:
-        raise NotImplementedYetError(
-            "use_hpip=True (high-performance inference) is not available yet in paddlex_feat; "
-            "call create_model(..., use_hpip=False) for Paddle Inference with oneDNN on the CPU."
-        )
-    if hpi_config is not None:
+    if hpi_config is not None and not use_hpip:
         logger.warning("hpi_config is ignored because use_hpip=False.")
+        hpi_config = None
     folder = Path(model_dir) if model_dir is not None else official_model_dir(model_name)
-    return Predictor(folder, model_name=model_name, device=device, **predictor_options)
+    return Predictor(
+        folder,
+        model_name=model_name,
+        device=device,
+        use_hpip=use_hpip,
+        hpi_config=hpi_config,
+        **predictor_options,
+    )

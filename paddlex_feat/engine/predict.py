@@ -8,7 +8,30 @@ from ..inference.predictor import check_batch_size
 from ..utils.errors import ConfigError, NotImplementedYetError
 from ..utils.logger import logger, progress
 
-RUN_MODES = ("paddle", "mkldnn")  # both mean Paddle Inference, with oneDNN on the CPU
+PADDLE_RUN_MODES = ("paddle", "mkldnn")  # both mean Paddle Inference, with oneDNN on the CPU
+HPI_RUN_MODES = ("openvino", "onnxruntime")  # shorthands for use_hpip with that hpi_config.backend
+RUN_MODES = PADDLE_RUN_MODES + HPI_RUN_MODES
+
+
+def hpi_options(pred: dict) -> tuple[bool, dict[str, Any] | None]:
+    """``use_hpip`` and ``hpi_config`` from Predict.use_hpip, .hpi_config and .kernel_option.run_mode."""
+    run_mode = pred["kernel_option"]["run_mode"]
+    if run_mode not in RUN_MODES:
+        raise NotImplementedYetError(
+            f"Predict.kernel_option.run_mode={run_mode!r} is not available yet; use one of {', '.join(RUN_MODES)}."
+        )
+    hpi = dict(pred.get("hpi_config") or {})
+    if run_mode in HPI_RUN_MODES:
+        if hpi.get("backend") not in (None, run_mode):
+            raise ConfigError(
+                f"Predict.kernel_option.run_mode={run_mode!r} but Predict.hpi_config.backend={hpi['backend']!r}; "
+                "set only one of them, or make them agree."
+            )
+        hpi["backend"] = run_mode
+        return True, hpi
+    if not pred["use_hpip"]:
+        return False, None
+    return True, hpi
 
 
 def run(cfg: dict) -> dict[str, Any]:
@@ -21,16 +44,13 @@ def run(cfg: dict) -> dict[str, Any]:
             "Predict.input is not set; pass an image, folder or URL, e.g. -o Predict.input=photos/."
         )
     batch_size = check_batch_size(pred["batch_size"], key="Predict.batch_size")
-    run_mode = pred["kernel_option"]["run_mode"]
-    if run_mode not in RUN_MODES:
-        raise NotImplementedYetError(
-            f"Predict.kernel_option.run_mode={run_mode!r} is not available yet; use one of {', '.join(RUN_MODES)}."
-        )
+    use_hpip, hpi_config = hpi_options(pred)
     model = create_model(
         cfg["Global"]["model"],
         model_dir=pred["model_dir"],
         device=cfg["Global"]["device"],
-        use_hpip=pred["use_hpip"],
+        use_hpip=use_hpip,
+        hpi_config=hpi_config,
         batch_size=batch_size,
         cpu_threads=pred["cpu_threads"],
         skip_errors=pred["skip_errors"],
@@ -58,5 +78,7 @@ def run(cfg: dict) -> dict[str, Any]:
         "model_dir": str(model.model_dir),
         "num_images": len(records),
         "num_errors": errors,
+        "backend": model.runner.backend,
+        "precision": model.runner.precision,
         "results": records,
     }

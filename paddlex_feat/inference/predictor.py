@@ -1,4 +1,5 @@
-"""Predictor: an exported inference folder run with Paddle Inference, streaming one result per image.
+"""Predictor: an exported inference folder run with Paddle Inference (or, with ``use_hpip``, OpenVINO
+or ONNX Runtime; see ``backends``), streaming one result per image.
 
 Reading and decoding run in a small thread pool ahead of the model, so disk, JPEG decoding and
 inference overlap; results come back in input order, one ``[512]`` row each, and never pile up
@@ -19,6 +20,7 @@ import numpy as np
 
 from ..utils.errors import ModelError, UsageError
 from ..utils.logger import logger
+from .backends import ModelRunner, create_runner
 from .inputs import ImageReadError, InputItem, expand_inputs, input_stem, load_rgb
 from .results import FeatureResult
 from .spec import InferenceSpec, load_inference_spec
@@ -81,6 +83,8 @@ class Predictor:
         decode_workers: int | None = None,
         skip_errors: bool = False,
         url_timeout: float = 10.0,
+        use_hpip: bool = False,
+        hpi_config: dict[str, Any] | None = None,
     ) -> None:
         self.model_dir = Path(model_dir)
         program, params = find_model_files(self.model_dir)
@@ -92,9 +96,10 @@ class Predictor:
         self.cpu_threads = cpu_threads or default_cpu_threads()
         self.decode_workers = decode_workers or min(4, max(2, self.cpu_threads))
         self.device = self._resolve(device)
-        self._predictor = self._create(program, params)
-        self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
-        self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
+        # the model runs through a pluggable runner: Paddle Inference, or OpenVINO/ONNX Runtime (use_hpip)
+        self.runner: ModelRunner = create_runner(
+            self.model_dir, program, params, self.device, self.cpu_threads, use_hpip, hpi_config
+        )
 
     def _check_model_name(self, model_name: str | None) -> str:
         """The folder's model name; asking for another model is an error naming both."""
@@ -120,40 +125,11 @@ class Predictor:
 
         return resolve_device(device or "cpu")
 
-    def _create(self, program: Path, params: Path) -> Any:
-        """Build the Paddle Inference predictor: oneDNN on the CPU, the new IR and executor."""
-        from paddle import inference as paddle_infer
-
-        config = paddle_infer.Config(str(program), str(params))
-        if self.device.startswith("gpu"):
-            config.enable_use_gpu(256, int(self.device.split(":")[1]))
-        else:
-            config.disable_gpu()
-            config.enable_mkldnn()
-            config.set_mkldnn_cache_capacity(10)  # batch shapes vary at the tail; keep a few kernels
-            config.set_cpu_math_library_num_threads(self.cpu_threads)
-        if hasattr(config, "enable_new_ir"):
-            config.enable_new_ir(True)
-        if hasattr(config, "enable_new_executor"):
-            config.enable_new_executor()
-        config.enable_memory_optim()
-        config.disable_glog_info()
-        try:
-            return paddle_infer.create_predictor(config)
-        except Exception as e:  # Paddle raises bare RuntimeErrors/ValueErrors for broken files
-            raise ModelError(
-                f"Paddle Inference could not load {program} with {params.name}: {str(e).strip()[:400]}. "
-                "The files may be truncated or from an incompatible Paddle version; re-export the model."
-            ) from e
-
     # -- model ---------------------------------------------------------------------------------
 
     def run_batch(self, batch: np.ndarray) -> np.ndarray:
         """Model only: ``[N, 3, H, W]`` float32 in, the raw ``[N, D]`` features out (not normalised)."""
-        self._input.reshape(list(batch.shape))
-        self._input.copy_from_cpu(np.ascontiguousarray(batch, dtype=np.float32))
-        self._predictor.run()
-        out = self._output.copy_to_cpu()
+        out = self.runner.run(batch)
         if out.ndim != 2 or out.shape[0] != batch.shape[0]:
             raise ModelError(
                 f"The model in {self.model_dir} returned shape {list(out.shape)} for a batch of {batch.shape[0]}; "

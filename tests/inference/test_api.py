@@ -10,7 +10,7 @@ from infer_helpers import random_bgr, save_tiny_model
 
 import paddlex_feat.api as api
 from paddlex_feat.api import create_model, official_inference_url
-from paddlex_feat.utils.errors import ModelError, NotImplementedYetError
+from paddlex_feat.utils.errors import ModelError
 
 
 def test_create_model_with_model_dir_predicts(tiny_model_dir: Path) -> None:
@@ -25,13 +25,6 @@ def test_gpu_device_falls_back_to_cpu(tiny_model_dir: Path) -> None:
 
     if not paddle.is_compiled_with_cuda():
         assert model.device == "cpu"
-
-
-def test_use_hpip_is_not_available_yet(tiny_model_dir: Path) -> None:
-    with pytest.raises(NotImplementedYetError, match=r"use_hpip=True .* not available yet"):
-        create_model(
-            "PP-ShiTuV2_rec", model_dir=tiny_model_dir, use_hpip=True, hpi_config={"backend": "openvino"}
-        )
 
 
 def test_unknown_model_name_lists_the_known_ones(tiny_model_dir: Path) -> None:

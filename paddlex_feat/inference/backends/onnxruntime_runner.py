@@ -1,0 +1,61 @@
+"""The 'onnxruntime' backend: the converted ONNX model on ONNX Runtime's CPU or CUDA provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...utils.logger import logger
+from .base import BackendUnavailableError, import_optional
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def cuda_provider_available() -> bool:
+    """Whether the installed ONNX Runtime can run on an NVIDIA GPU (onnxruntime-gpu)."""
+    ort = import_optional("onnxruntime", "The 'onnxruntime' backend")
+    return CUDA_PROVIDER in ort.get_available_providers()
+
+
+class OnnxRuntimeRunner:
+    """Runs an ONNX file with ONNX Runtime: full graph optimisation, fp32."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, onnx_path: Path, precision: str, num_threads: int, device: str = "cpu") -> None:
+        ort = import_optional("onnxruntime", "The 'onnxruntime' backend")
+        if precision != "fp32":
+            raise BackendUnavailableError(
+                f"hpi_config.precision={precision!r} is not available with the 'onnxruntime' backend, which "
+                "runs fp32 here; use hpi_config={'backend': 'openvino', 'precision': '" + precision + "'}."
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(num_threads)
+        options.inter_op_num_threads = 1  # one image-feature graph: no parallel branches to feed
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # paddle2onnx leaves unused initialisers; ORT warns for each
+        providers = [CPU_PROVIDER]
+        if device.startswith("gpu"):
+            if CUDA_PROVIDER in ort.get_available_providers():
+                providers = [(CUDA_PROVIDER, {"device_id": int(device.split(":")[1])}), CPU_PROVIDER]
+            else:
+                logger.warning(
+                    f"device={device} but this ONNX Runtime has no CUDA provider (install onnxruntime-gpu); "
+                    "running on the CPU"
+                )
+        self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        self._input_name = self._session.get_inputs()[0].name
+        self._output_name = self._session.get_outputs()[0].name
+        self.precision = precision
+        self.device = "gpu" if self._session.get_providers()[0] == CUDA_PROVIDER else "cpu"
+        logger.info(
+            f"ONNX Runtime {ort.__version__} on {self._session.get_providers()[0]}: precision fp32, "
+            f"{num_threads} threads"
+        )
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """One forward pass: ``[N, 3, H, W]`` float32 in, ``[N, D]`` float32 out."""
+        feed = {self._input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+        return self._session.run([self._output_name], feed)[0]
