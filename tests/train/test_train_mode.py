@@ -256,3 +256,26 @@ def test_two_cpu_processes_train_data_parallel(tmp_path: Path) -> None:
     assert result["done_flag"] is True and (output / result["models"]["best"]["pdparams"]).is_file()
     log = (output / "train.log").read_text()
     assert "cpu x2" in log and "batch 4" in log  # the batch of 8 is split between the two processes
+
+
+def test_without_eval_lists_best_is_the_last_epoch(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    (dataset / "gallery.txt").unlink()
+    (dataset / "query.txt").unlink()
+    output = tmp_path / "o"
+    assert train_cli(dataset, output, "Train.save_interval=2", "Train.log_interval=2") == 0
+    result = json.loads((output / "train_result.json").read_text())
+    assert result["best_epoch"] == 2 and result["models"]["best"]["score"] is None
+    assert not (output / "epoch_1").exists() and (output / "epoch_2").is_dir()  # save_interval honoured
+    steps = [json.loads(x) for x in (output / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in steps if r["type"] == "step"] == [2, 4]  # log_interval honoured
+    assert "the best model is the last epoch's" in (output / "train.log").read_text()
+
+
+def test_eval_interval_is_honoured(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    output = tmp_path / "o"
+    assert train_cli(dataset, output, "Train.epochs_iters=3", "Train.eval_interval=2") == 0
+    epochs = [json.loads(x) for x in (output / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [r["epoch"] for r in epochs if r["type"] == "epoch" and "metrics" in r]
+    assert evaluated == [2, 3]  # every 2nd epoch, and always the last
