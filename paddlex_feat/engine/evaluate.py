@@ -31,7 +31,7 @@ def run(cfg: dict) -> dict:
     import paddle
 
     from ..models.registry import build_model, get_model_info
-    from ..models.weights import load_weights, resolve_checkpoint
+    from ..models.weights import load_weights, require_loaded, resolve_checkpoint
     from ..utils.device import set_device
 
     g, ev = cfg["Global"], cfg["Evaluate"]
@@ -43,7 +43,8 @@ def run(cfg: dict) -> dict:
 
     paddle.seed(g["seed"])
     model = build_model(model_name, num_classes)
-    _check_loaded(load_weights(model, weight_path, config_key=WEIGHT_KEY), weight_path, model_name)
+    report = load_weights(model, weight_path, config_key=WEIGHT_KEY)
+    require_loaded(report, WEIGHT_KEY, model_name, allow_missing_head=True)  # the head serves training only
     input_size = input_size or get_model_info(model_name).input_size
     logger.info(
         f"Evaluating {weight_path} ({model_name}, input {input_size}) on {len(query)} queries "
@@ -226,20 +227,6 @@ def _read_eval_lists(dataset_dir: str) -> tuple[list[ListEntry], list[ListEntry]
             "Fix those lines or run -o Global.mode=check_dataset."
         )
     return query, gallery
-
-
-def _check_loaded(report, weight_path: Path, model_name: str) -> None:
-    """Every feature tensor (all but the training head) must come from the checkpoint."""
-    not_loaded = [k for k in report.missing if not k.startswith("head.")]
-    not_loaded += [s["key"] for s in report.skipped_shape if not s["key"].startswith("head.")]
-    if not_loaded:
-        shown = ", ".join(not_loaded[:5]) + (f" (+{len(not_loaded) - 5} more)" if len(not_loaded) > 5 else "")
-        raise ModelError(
-            f"{WEIGHT_KEY}={weight_path} does not fit {model_name}: {len(not_loaded)} of its feature "
-            f"tensors are missing or have another shape in the checkpoint ({shown}). Evaluate a "
-            f"checkpoint of {model_name}, or set Global.model to the model it was trained as.",
-            details={"not_loaded": not_loaded},
-        )
 
 
 def _save_features(

@@ -20,9 +20,12 @@ import yaml
 
 from ..inference.spec import INFERENCE_YML, build_inference_yml
 from ..models import build_model, get_model_info
+from ..models.weights import load_weights, require_loaded
 from ..utils.errors import ConfigError, ModelError
 from ..utils.io import atomic_write_text
 from ..utils.logger import logger
+
+WEIGHT_KEY = "Export.weight_path"
 
 PREFIX = "inference"
 
@@ -88,42 +91,6 @@ def export_inference(
     }
 
 
-def load_weights(
-    model: paddle.nn.Layer, weight_path: str | os.PathLike, key: str = "Export.weight_path"
-) -> None:
-    """Load a ``.pdparams`` file into ``model``; every missing, extra or mis-shaped key is reported."""
-    path = Path(weight_path)
-    if not path.is_file():
-        raise ConfigError(f"{key}={os.fspath(weight_path)!r} does not exist; point it at a .pdparams file.")
-    try:
-        state = paddle.load(str(path))
-    except Exception as e:  # noqa: BLE001 - paddle raises many types for a bad file
-        raise ModelError(f"{path} is not a readable Paddle weights file ({e}).") from e
-    if not isinstance(state, dict):
-        raise ModelError(f"{path} is not a state dict of tensors; export needs a .pdparams written by train.")
-    own = model.state_dict()
-    missing = sorted(k for k in own if k not in state)
-    extra = sorted(k for k in state if k not in own)
-    shapes = [
-        f"{k}: file {list(state[k].shape)} vs model {list(own[k].shape)}"
-        for k in own
-        if k in state and list(state[k].shape) != list(own[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-    if extra:
-        problems.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})")
-    if shapes:
-        problems.append(f"{len(shapes)} with other shapes (e.g. {'; '.join(shapes[:3])})")
-    if problems:
-        raise ModelError(
-            f"{path} does not fit this model: {', '.join(problems)}. Is {key} a checkpoint of the same "
-            "Global.model?"
-        )
-    model.set_state_dict(state)
-
-
 def _num_classes_in(weight_path: Path) -> int | None:
     """The class count stored in a checkpoint's head (its largest 2-D head weight's second dim)."""
     try:
@@ -165,7 +132,7 @@ def run(cfg: dict) -> dict[str, Any]:
         )
     num_classes = _num_classes_in(weight_path) or cfg["Train"]["num_classes"] or 1
     model = build_model(model_name, num_classes)
-    load_weights(model, weight_path)
+    require_loaded(load_weights(model, weight_path, config_key=WEIGHT_KEY), WEIGHT_KEY, model_name)
     save_dir = export_cfg.get("save_dir") or cfg["Global"]["output"]
     files = export_inference(model, model_name, save_dir, input_size=export_cfg.get("input_size"))
     return {

@@ -198,6 +198,31 @@ def load_weights(
     return report
 
 
+def require_loaded(
+    report: LoadReport, config_key: str, model_name: str, allow_missing_head: bool = False
+) -> None:
+    """Raise ModelError unless every model tensor came from the checkpoint (the head may be exempt)."""
+
+    def counts(key: str) -> bool:
+        return not (allow_missing_head and key.startswith("head."))
+
+    missing = [k for k in report.missing if counts(k)]
+    reshaped = [s for s in report.skipped_shape if counts(s["key"])]
+    if not missing and not reshaped:
+        return
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+    if reshaped:
+        shown = "; ".join(f"{s['key']}: file {s['checkpoint']} vs model {s['model']}" for s in reshaped[:3])
+        problems.append(f"{len(reshaped)} with other shapes (e.g. {shown})")
+    raise ModelError(
+        f"{config_key}={report.path} does not fit {model_name}: {', '.join(problems)}. Use a checkpoint "
+        f"of {model_name}, or set Global.model to the model it was trained as.",
+        details={"not_loaded": missing + [s["key"] for s in reshaped]},
+    )
+
+
 def _log_report(report: LoadReport, n_model_keys: int) -> None:
     """One info line, plus one warning line per kind of mismatch, each naming every key."""
     logger.info(

@@ -140,4 +140,16 @@ def test_export_with_weights_of_another_model(tmp_path: Path) -> None:
     paddle.save({"backbone.stem.0.conv.weight": paddle.zeros([3, 3])}, str(weights))
     rc, result = run_export(tmp_path, f"Export.weight_path={weights}")
     assert rc != 0 and result["err_type"] == "ModelError"
-    assert "missing" in result["err_msg"] and "other shapes" in result["err_msg"]
+    assert "shares no tensor" in result["err_msg"] and "another model" in result["err_msg"]
+
+
+def test_export_with_weights_that_only_partly_fit(tmp_path: Path) -> None:
+    from paddlex_feat.models import build_model
+
+    state = build_model("PP-ShiTuV2_rec", 4).state_dict()
+    state.pop("neck.feat_bn.weight")  # a checkpoint missing a feature tensor must not export
+    weights = tmp_path / "partial.pdparams"
+    paddle.save(state, str(weights))
+    rc, result = run_export(tmp_path, f"Export.weight_path={weights}")
+    assert rc != 0 and result["err_type"] == "ModelError"
+    assert "does not fit PP-ShiTuV2_rec" in result["err_msg"] and "neck.feat_bn.weight" in result["err_msg"]
