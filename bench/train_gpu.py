@@ -24,21 +24,47 @@ from paddlex_feat.cli import main as cli_main  # noqa: E402
 
 def train(dataset: str, epochs: int, device: str, output: Path, *extra: str) -> dict:
     """One CLI training run; returns per-epoch figures and the wall time."""
-    args = ["-c", str(ROOT / "configs/modules/image_feature/PP-ShiTuV2_rec.yaml"),
-            "-o", "Global.mode=train", "-o", f"Global.device={device}", "-o", f"Global.dataset_dir={dataset}",
-            "-o", f"Global.output={output}", "-o", "Train.pretrain_weight_path=null", "-o", "Train.num_classes=null",
-            "-o", "Train.input_size=64", "-o", "Train.batch_size=64", "-o", "Train.learning_rate=0.04",
-            "-o", "Train.warmup_steps=1", "-o", f"Train.epochs_iters={epochs}"]
+    args = [
+        "-c",
+        str(ROOT / "configs/modules/image_feature/PP-ShiTuV2_rec.yaml"),
+        "-o",
+        "Global.mode=train",
+        "-o",
+        f"Global.device={device}",
+        "-o",
+        f"Global.dataset_dir={dataset}",
+        "-o",
+        f"Global.output={output}",
+        "-o",
+        "Train.pretrain_weight_path=null",
+        "-o",
+        "Train.num_classes=null",
+        "-o",
+        "Train.input_size=64",
+        "-o",
+        "Train.batch_size=64",
+        "-o",
+        "Train.learning_rate=0.04",
+        "-o",
+        "Train.warmup_steps=1",
+        "-o",
+        f"Train.epochs_iters={epochs}",
+    ]
     for e in extra:
         args += ["-o", e]
     start = time.perf_counter()
     rc = cli_main(args)
     wall = time.perf_counter() - start
-    epochs_rec = [json.loads(x) for x in (output / "metrics.jsonl").read_text().splitlines()] if rc == 0 else []
+    epochs_rec = (
+        [json.loads(x) for x in (output / "metrics.jsonl").read_text().splitlines()] if rc == 0 else []
+    )
     epochs_rec = [r for r in epochs_rec if r["type"] == "epoch"]
-    return {"rc": rc, "wall_s": round(wall, 1),
-            "images_per_s": [round(r["images_per_s"], 1) for r in epochs_rec],
-            "recall1": [round(r.get("metrics", {}).get("recall1", float("nan")), 4) for r in epochs_rec]}
+    return {
+        "rc": rc,
+        "wall_s": round(wall, 1),
+        "images_per_s": [round(r["images_per_s"], 1) for r in epochs_rec],
+        "recall1": [round(r.get("metrics", {}).get("recall1", float("nan")), 4) for r in epochs_rec],
+    }
 
 
 def main() -> None:

@@ -6,7 +6,9 @@ import paddle
 import paddle.nn.functional as F
 
 
-def smoothed_cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor, epsilon: float = 0.1) -> paddle.Tensor:
+def smoothed_cross_entropy(
+    logits: paddle.Tensor, labels: paddle.Tensor, epsilon: float = 0.1
+) -> paddle.Tensor:
     """Mean CE against (1 - eps) * one_hot + eps / C, as PaddleClas's CELoss(epsilon)."""
     num_classes = logits.shape[-1]
     log_probs = F.log_softmax(logits.astype("float32"), axis=-1)

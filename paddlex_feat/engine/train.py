@@ -45,7 +45,9 @@ def run(cfg: dict) -> dict:
         return _launch_distributed(cfg, len(usable), backend="nccl", gpus=",".join(map(str, usable)))
     processes = cfg["Train"]["cpu_processes"]
     if (kind == "cpu" or gpus == 0) and processes > 1:
-        logger.info(f"Starting {processes} data-parallel CPU processes (gloo); each takes 1/{processes} of a batch.")
+        logger.info(
+            f"Starting {processes} data-parallel CPU processes (gloo); each takes 1/{processes} of a batch."
+        )
         return _launch_distributed(cfg, processes, backend="gloo")
     return train(cfg)
 
