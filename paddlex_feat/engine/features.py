@@ -31,6 +31,7 @@ import paddle
 from ..data.dataset import ImageListDataset
 from ..data.lists import ListEntry
 from ..data.transforms import eval_transform
+from ..metrics.retrieval import l2_normalize
 from ..utils.errors import ModelError
 from ..utils.logger import logger, progress
 
@@ -97,7 +98,7 @@ class FeatureExtractor:
             f"{list_name}: {len(entries)} features in {seconds:.1f} s "
             f"({len(entries) / seconds:.0f} images/s, {self.mode})"
         )
-        return _l2_normalize(features)
+        return l2_normalize(features)
 
     def _get_forward(self) -> Callable[[paddle.Tensor], np.ndarray]:
         """The batch -> [B, D] numpy function of the chosen backend, built on first use."""
@@ -208,8 +209,3 @@ def _check_features(array: np.ndarray) -> np.ndarray:
     if array.ndim != 2:
         raise ModelError(f"the model's eval output must be [batch, dim] features, got shape {array.shape}")
     return array
-
-
-def _l2_normalize(features: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    return features / np.maximum(norms, np.float32(1e-12))

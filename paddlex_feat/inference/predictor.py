@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..metrics.retrieval import l2_normalize
 from ..utils.errors import ModelError, UsageError
 from ..utils.logger import logger
 from .backends import ModelRunner, create_runner
@@ -141,8 +142,7 @@ class Predictor:
         """Model plus post-processing: L2-normalised ``[N, D]`` float32 rows."""
         feats = self.run_batch(batch).astype(np.float32, copy=False)
         if self.spec.normalize_features:
-            norms = np.linalg.norm(feats, axis=1, keepdims=True)
-            feats = feats / np.maximum(norms, 1e-12)  # an all-zero row stays zero instead of NaN
+            feats = l2_normalize(feats)
         return feats
 
     # -- images --------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Metrics: retrieval recall@k and mAP."""
 
-from .retrieval import RetrievalResult, retrieval_metrics, worst_queries
+from .retrieval import RetrievalResult, l2_normalize, retrieval_metrics, worst_queries
 
-__all__ = ["RetrievalResult", "retrieval_metrics", "worst_queries"]
+__all__ = ["RetrievalResult", "l2_normalize", "retrieval_metrics", "worst_queries"]

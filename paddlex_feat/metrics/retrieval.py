@@ -79,7 +79,7 @@ def retrieval_metrics(
     topk = _check_topk(topk)
     q_codes, g_codes = _id_codes(query_ids, gallery_ids, len(query), len(gallery))
     if normalize:
-        query, gallery = _l2_normalize(query), _l2_normalize(gallery)
+        query, gallery = l2_normalize(query), l2_normalize(gallery)
 
     num_q, num_g = len(query), len(gallery)
     if block_size is None:
@@ -217,7 +217,8 @@ def _check_topk(topk: Sequence[int]) -> list[int]:
     return sorted(set(ks))
 
 
-def _l2_normalize(features: np.ndarray) -> np.ndarray:
+def l2_normalize(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; an all-zero row stays zero instead of becoming NaN."""
     norms = np.linalg.norm(features, axis=1, keepdims=True)
     return features / np.maximum(norms, np.float32(1e-12))
 
