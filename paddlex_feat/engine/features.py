@@ -31,6 +31,7 @@ import paddle
 from ..data.dataset import ImageListDataset
 from ..data.lists import ListEntry
 from ..data.transforms import eval_transform
+from ..inference.backends.paddle_runner import PaddleRunner
 from ..metrics.retrieval import l2_normalize
 from ..utils.errors import ModelError
 from ..utils.logger import logger, progress
@@ -155,26 +156,13 @@ class _InferencePredictor:
             graph = prefix.with_suffix(".json")
             if not graph.is_file():  # Paddle without PIR writes the older .pdmodel
                 graph = prefix.with_suffix(".pdmodel")
-            config = paddle.inference.Config(str(graph), str(prefix.with_suffix(".pdiparams")))
-            device = paddle.get_device()
-            if device.startswith("gpu"):
-                config.enable_use_gpu(256, int(device.split(":")[1]) if ":" in device else 0)
-            else:
-                config.disable_gpu()
-                config.enable_mkldnn()
-                config.set_cpu_math_library_num_threads(os.cpu_count() or 1)
-            config.switch_ir_optim(True)
-            config.disable_glog_info()
-            self.predictor = paddle.inference.create_predictor(config)  # reads the files now
-        self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
-        self.output_name = self.predictor.get_output_names()[0]
+            # the predictor's own Paddle Inference runner: one oneDNN configuration for both paths
+            self.runner = PaddleRunner(
+                graph, prefix.with_suffix(".pdiparams"), paddle.get_device(), os.cpu_count() or 1
+            )
 
     def __call__(self, images: paddle.Tensor) -> np.ndarray:
-        batch = np.ascontiguousarray(images.numpy(), dtype=np.float32)
-        self.input.reshape(list(batch.shape))
-        self.input.copy_from_cpu(batch)
-        self.predictor.run()
-        return _check_features(self.predictor.get_output_handle(self.output_name).copy_to_cpu())
+        return _check_features(self.runner.run(images.numpy()))
 
 
 @contextlib.contextmanager
