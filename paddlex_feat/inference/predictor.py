@@ -97,6 +97,7 @@ class Predictor:
         self.cpu_threads = cpu_threads or default_cpu_threads()
         self.decode_workers = decode_workers or min(4, max(2, self.cpu_threads))
         self.device = self._resolve(device)
+        self._pool: ThreadPoolExecutor | None = None
         # the model runs through a pluggable runner: Paddle Inference, or OpenVINO/ONNX Runtime (use_hpip)
         self.runner: ModelRunner = create_runner(
             self.model_dir, program, params, self.device, self.cpu_threads, use_hpip, hpi_config
@@ -174,8 +175,22 @@ class Predictor:
     def _stream(self, items: list[InputItem], batch_size: int, skip_errors: bool) -> Iterator[FeatureResult]:
         """Decode ahead in threads, run full batches, yield results in order."""
         stems = _UniqueStems()
+        if len(items) == 1:  # one image: nothing to overlap, so no thread hand-off
+            item = items[0]
+            try:
+                ready = [(item, self.prepare(item))]
+            except ImageReadError as e:
+                if not skip_errors:
+                    raise
+                logger.warning(f"Skipped: {e}")
+                yield FeatureResult(
+                    item.input_path, None, index=item.index, save_stem=stems.take(item), error=str(e)
+                )
+                return
+            yield from self._emit(ready, stems)
+            return
         prefetch = max(2 * batch_size, 2 * self.decode_workers)  # bounded: memory stays flat on huge folders
-        pool = ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="pxf-decode")
+        pool = self._decode_pool()
         pending: deque[tuple[InputItem, Future]] = deque()
         todo = iter(items)
         try:
@@ -206,7 +221,14 @@ class Predictor:
                     ready = []
             yield from self._emit(ready, stems)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            for _, future in pending:  # stopped early: drop the decodes not started yet
+                future.cancel()
+
+    def _decode_pool(self) -> ThreadPoolExecutor:
+        """The decode threads, started on first use and kept for later calls."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="pxf-decode")
+        return self._pool
 
     def _emit(
         self, ready: list[tuple[InputItem, np.ndarray]], stems: _UniqueStems
@@ -215,7 +237,9 @@ class Predictor:
         if not ready:
             return
         arrays = [a for _, a in ready]
-        if all(a.shape == arrays[0].shape for a in arrays):
+        if len(arrays) == 1:
+            feats = self.embed(arrays[0][None])  # a view: no copy
+        elif all(a.shape == arrays[0].shape for a in arrays):
             feats = self.embed(np.stack(arrays))
         else:  # resize_short without a crop: sizes differ, so run the images one by one
             feats = np.concatenate([self.embed(a[None]) for a in arrays])

@@ -227,3 +227,25 @@ def test_url_timeout_is_honoured(tiny_model_dir: Path) -> None:
 def test_input_of_unsupported_type(predictor: Predictor) -> None:
     with pytest.raises(UsageError, match=r"dict is not an input"):
         predictor.predict({"path": "a.jpg"})
+
+
+def test_a_single_bad_image_raises_or_is_skipped(predictor: Predictor, tmp_path: Path) -> None:
+    # one input takes the inline path (no decode thread): errors must behave as for many inputs
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("text")
+    with pytest.raises(ImageReadError, match=r"Cannot decode .*fake\.jpg"):
+        list(predictor.predict(str(fake)))
+    (res,) = predictor.predict(str(fake), skip_errors=True)
+    assert not res.ok and "fake.jpg" in res.error and res.feature is None
+
+
+def test_single_image_and_streamed_features_agree_and_threads_are_reused(
+    predictor: Predictor, image_dir: Path
+) -> None:
+    paths = sorted(str(p) for p in image_dir.iterdir() if p.suffix.lower() in (".jpg", ".png"))[:3]
+    one_by_one = np.stack([next(iter(predictor.predict(p))).feature for p in paths])
+    streamed = np.stack([r.feature for r in predictor.predict(paths, batch_size=1)])
+    pool = predictor._decode_pool()
+    list(predictor.predict(paths, batch_size=2))
+    assert predictor._decode_pool() is pool  # not a new pool per call
+    np.testing.assert_allclose(one_by_one, streamed, rtol=0, atol=1e-6)

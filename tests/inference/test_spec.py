@@ -104,3 +104,21 @@ def test_unknown_post_process(tmp_path: Path) -> None:
     doc["PostProcess"] = {"Topk": {"topk": 5}}
     with pytest.raises(ModelError, match=r"PostProcess\.Topk is not supported"):
         load_inference_spec(write(tmp_path, doc))
+
+
+def test_fused_normalise_to_chw_equals_the_step_by_step_path(tmp_path: Path) -> None:
+    # Resize, Normalize, ToCHW takes the fused path; moving the crop after NormalizeImage forces
+    # the step-by-step one. On the same image both must give the same contiguous CHW tensor.
+    fused_doc = inference_yml(size=24)
+    fused_doc["PreProcess"]["transform_ops"].insert(1, {"CropImage": {"size": 16}})
+    stepwise_doc = inference_yml(size=24)
+    stepwise_doc["PreProcess"]["transform_ops"].insert(2, {"CropImage": {"size": 16}})
+    (tmp_path / "fused").mkdir()
+    (tmp_path / "stepwise").mkdir()
+    fused = load_inference_spec(write(tmp_path / "fused", fused_doc))
+    stepwise = load_inference_spec(write(tmp_path / "stepwise", stepwise_doc))
+    rgb = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    a, b = fused.preprocess(rgb), stepwise.preprocess(rgb)
+    assert a.shape == b.shape == (3, 16, 16) and a.dtype == b.dtype == np.float32
+    assert a.flags.c_contiguous and b.flags.c_contiguous
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
