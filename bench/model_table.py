@@ -1,18 +1,23 @@
 """Benchmark: the seed's model table on this machine (model-only ms at batch 1, normal and high-performance).
 
-For each model (random init, exported at 224) it times, in one process and interleaved round by
-round so that load from other jobs hits every column alike:
+For each model (random init, exported at 224) every column runs in its own worker process:
 
 * normal mode: Paddle Inference with oneDNN, fp32;
 * high-performance mode, fp32: every installed backend (OpenVINO, ONNX Runtime); the table shows the
   best, which is what ``use_hpip=True`` picks;
 * high-performance mode, bf16 (OpenVINO), where the CPU has native bf16;
-* with ``--paddlex``: PaddleX 3.7.2's normal mode on the same PP-ShiTuV2_rec folder, in a child
-  process of /work/ref_venv that takes timing requests over a pipe (same thread count).
+* with ``--paddlex``: PaddleX 3.7.2's normal mode on the same PP-ShiTuV2_rec folder, from
+  /work/ref_venv, with the same thread count (``PADDLE_PDX_CPU_NUM_THREADS``).
 
-Model-only times are the median of ``--runs`` runs of a [1, 3, 224, 224] tensor after warm-up;
-end-to-end times (file path in, normalised feature out, batch 1) use the demo images. The markdown
-table goes to bench/results/model_table.md.
+Why workers: runtimes that share one process disturb each other (OpenMP, TBB and ONNX Runtime
+pools), and this 2-core virtual machine's speed drifts by up to 2x over seconds as its host gets
+busy. So every worker loads its model and warms up, then all of them are timed **round-robin in
+short blocks** (``--rounds`` x ``--block`` runs each, order reversed every round, a pause between
+blocks so that Paddle's OpenMP threads stop spinning): each column sees the same drift. The
+figures are medians over all runs, and the ratio to PaddleX is also given per round (paired).
+
+End-to-end (PP-ShiTuV2_rec, ``--e2e-images`` demo images): ``one`` is one ``predict(path)`` call per
+image; ``stream`` is one ``predict(list_of_paths, batch_size=1)`` call, per image.
 
     .venv/bin/python bench/model_table.py [--paddlex] [--models PP-ShiTuV2_rec ...] [--threads N]
 """
@@ -29,7 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -38,67 +43,103 @@ REF_PYTHON = Path("/work/ref_venv/bin/python")
 DEMO_IMAGES = ROOT / "dataset" / "demo" / "images"
 MODELS = ("PP-ShiTuV2_rec", "PP-ShiTuV2_rec_CLIP_vit_base", "PP-ShiTuV2_rec_CLIP_vit_large")
 SHITU = "PP-ShiTuV2_rec"
-ROUNDS = 5  # the runs are split into this many interleaved rounds
-LAST_TIMES: dict[str, list[float]] = {}  # the raw runs of the latest interleaved() call
-SETTLE_S = 0.5  # pause between sides (OpenMP/TBB/ORT pools spin for up to ~200 ms after a run)
+SETTLE_S = 0.25  # between blocks: Paddle's OpenMP threads spin for 200 ms after a run (KMP_BLOCKTIME)
 
-# PaddleX side: a small server that answers "model N" / "e2e" requests with timings, one JSON per line.
-_PADDLEX_SERVER = """
+# One column: load the model, warm up, then answer "model N" / "one PATHS" / "stream PATHS" with timings.
+_WORKER = """
 import json, sys, time
 import numpy as np
-from paddlex import create_model
 cfg = json.loads(sys.argv[1])
-model = create_model(model_name=cfg["model_name"], model_dir=cfg["model_dir"], device="cpu")
+if cfg["impl"] == "paddlex":
+    from paddlex import create_model
+    model = create_model(model_name=cfg["model_name"], model_dir=cfg["model_dir"], device="cpu")
+    run = lambda x: model.runner(x=[x])
+else:
+    sys.path.insert(0, cfg["root"])
+    from paddlex_feat.api import create_model
+    kw = {} if cfg["backend"] == "normal" else {
+        "use_hpip": True, "hpi_config": {"backend": cfg["backend"], "precision": cfg["precision"]}}
+    model = create_model(cfg["model_name"], model_dir=cfg["model_dir"], device="cpu",
+                         cpu_threads=cfg["threads"], **kw)
+    run = model.run_batch
 x = np.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype("float32")
+for _ in range(cfg["warmup"]):
+    run(x)
 print("READY", flush=True)
 for line in sys.stdin:
     cmd, arg = line.split(maxsplit=1)
     times = []
     if cmd == "model":
         for _ in range(int(arg)):
-            t = time.perf_counter(); model.runner(x=[x]); times.append(time.perf_counter() - t)
-    else:
+            t = time.perf_counter(); run(x); times.append(time.perf_counter() - t)
+    elif cmd == "one":
         for path in json.loads(arg):
             t = time.perf_counter(); list(model.predict(path, batch_size=1)); times.append(time.perf_counter() - t)
+    else:
+        paths = json.loads(arg)
+        t = time.perf_counter(); list(model.predict(paths, batch_size=1))
+        times = [(time.perf_counter() - t) / len(paths)]
     print(json.dumps(times), flush=True)
 """
 
 
-class PaddleXSide:
-    """PaddleX 3.7.2 in its own venv and process, timed on request."""
+class Worker:
+    """One column in its own process, timed on request."""
 
-    def __init__(self, model_dir: Path, threads: int) -> None:
+    def __init__(self, python: Path, cfg: dict[str, Any], threads: int) -> None:
         env = {**os.environ, "PADDLE_PDX_CPU_NUM_THREADS": str(threads), "GLOG_minloglevel": "2"}
-        cfg = json.dumps({"model_name": SHITU, "model_dir": str(model_dir)})
         self.proc = subprocess.Popen(
-            [str(REF_PYTHON), "-c", _PADDLEX_SERVER, cfg],
+            [str(python), "-c", _WORKER, json.dumps(cfg)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
-            cwd="/tmp",  # never pick up our package from the checkout
+            cwd="/tmp",  # PaddleX's side must never import our package from the checkout
             env=env,
         )
         line = ""
         while line.strip() != "READY":
             line = self.proc.stdout.readline()
             if not line:
-                raise SystemExit(f"PaddleX ({REF_PYTHON}) failed to load {model_dir}")
+                raise SystemExit(f"worker {cfg} failed to start (run its setup by hand to see why)")
 
-    def _ask(self, request: str) -> list[float]:
-        self.proc.stdin.write(request + "\n")
+    def ask(self, cmd: str, arg: Any) -> list[float]:
+        """Send one request; returns the seconds it reports."""
+        self.proc.stdin.write(f"{cmd} {json.dumps(arg)}\n")
         self.proc.stdin.flush()
         return json.loads(self.proc.stdout.readline())
-
-    def model_times(self, runs: int) -> list[float]:
-        return self._ask(f"model {runs}")
-
-    def e2e_times(self, paths: list[str]) -> list[float]:
-        return self._ask(f"e2e {json.dumps(paths)}")
 
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
+
+
+def round_robin(workers: dict[str, Worker], rounds: int, request: Any) -> dict[str, list[list[float]]]:
+    """Per column, per round, the seconds of its block; ``request(name, round)`` gives (cmd, arg)."""
+    times: dict[str, list[list[float]]] = {name: [] for name in workers}
+    names = list(workers)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:  # no column always goes first
+            time.sleep(SETTLE_S)
+            times[name].append(workers[name].ask(*request(name, r)))
+    return times
+
+
+def summarise(times: dict[str, list[list[float]]], base: str | None) -> dict[str, dict[str, float]]:
+    """Median, p10 and min ms per column; with ``base``, the per-round paired ratio base/column."""
+    out = {}
+    for name, blocks in times.items():
+        flat = np.concatenate(blocks) * 1000
+        row = {
+            "median": float(np.median(flat)),
+            "p10": float(np.percentile(flat, 10)),
+            "min": float(flat.min()),
+        }
+        if base in times:
+            ratios = [np.median(b0) / np.median(b) for b0, b in zip(times[base], blocks)]
+            row["paired_ratio"] = float(np.median(ratios))
+        out[name] = row
+    return out
 
 
 def export_model(model_name: str, work_dir: Path) -> Path:
@@ -125,109 +166,59 @@ def model_size_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
 
 
-def interleaved(
-    sides: dict[str, Callable[[int], list[float]]],
-    runs: int,
-    rounds: int = ROUNDS,
-    stat: Callable = np.median,
-) -> dict[str, float]:
-    """``stat`` (median) ms per side, each side timed in turn ``rounds`` times (``runs`` runs in all)."""
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    per_round = max(1, runs // rounds)
-    for _ in range(rounds):
-        for name, timed in sides.items():
-            # let the previous side's worker threads stop spin-waiting: on 2 cores they steal the CPU
-            time.sleep(SETTLE_S)
-            times[name] += timed(per_round)
-    LAST_TIMES.clear()
-    LAST_TIMES.update(times)
-    return {name: float(stat(t)) * 1000 for name, t in times.items()}
+def columns(model_name: str, folder: Path, args: argparse.Namespace, bf16: bool) -> dict[str, tuple]:
+    """Column name -> (python, worker config) for one model."""
+    from paddlex_feat.inference.backends import is_installed
 
-
-def timer(fn: Callable[[], Any]) -> Callable[[int], list[float]]:
-    """Wrap a call as 'run it n times, return each duration'."""
-
-    def timed(n: int) -> list[float]:
-        out = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
-        return out
-
-    return timed
-
-
-def e2e_timer(model: Any, paths: list[str]) -> Callable[[int], list[float]]:
-    """Per-image end-to-end times over the next ``n`` demo images (cycling)."""
-    state = {"next": 0}
-
-    def timed(n: int) -> list[float]:
-        chunk = [paths[(state["next"] + i) % len(paths)] for i in range(n)]
-        state["next"] += n
-        out = []
-        for path in chunk:
-            start = time.perf_counter()
-            for _ in model.predict(path, batch_size=1):
-                pass
-            out.append(time.perf_counter() - start)
-        return out
-
-    return timed
+    base = {
+        "model_name": model_name,
+        "model_dir": str(folder),
+        "threads": args.threads,
+        "warmup": args.warmup,
+    }
+    ours = {**base, "impl": "ours", "root": str(ROOT), "precision": "fp32"}
+    cols: dict[str, tuple] = {}
+    if args.paddlex and model_name == SHITU:
+        cols["paddlex"] = (REF_PYTHON, {**base, "impl": "paddlex"})
+    cols["normal"] = (Path(sys.executable), {**ours, "backend": "normal"})
+    for backend in ("openvino", "onnxruntime"):
+        if is_installed(backend):
+            cols[f"hp_{backend}"] = (Path(sys.executable), {**ours, "backend": backend})
+    if bf16:
+        cols["hp_bf16"] = (Path(sys.executable), {**ours, "backend": "openvino", "precision": "bf16"})
+    return cols
 
 
 def bench_model(
     model_name: str, folder: Path, args: argparse.Namespace, paths: list[str], bf16: bool
 ) -> dict[str, Any]:
-    """Time every column for one model; returns ms figures and which backend won."""
-    from paddlex_feat.api import create_model
-    from paddlex_feat.inference.backends import is_installed
-
-    threads = args.threads
-    make = lambda **kw: create_model(model_name, model_dir=folder, cpu_threads=threads, **kw)  # noqa: E731
-    models = {"normal": make()}
-    for backend in ("openvino", "onnxruntime"):
-        if is_installed(backend):
-            models[f"hp_{backend}"] = make(use_hpip=True, hpi_config={"backend": backend})
-    if bf16:
-        models["hp_bf16"] = make(use_hpip=True, hpi_config={"backend": "openvino", "precision": "bf16"})
-    x = np.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype("float32")
-    sides = {name: timer(lambda m=m: m.run_batch(x)) for name, m in models.items()}
-    paddlex = PaddleXSide(folder, threads) if args.paddlex and model_name == SHITU else None
+    """Time every column of one model; returns the summaries and which fp32 backend won."""
+    workers: dict[str, Worker] = {}
     try:
-        if paddlex is not None:
-            sides["paddlex"] = paddlex.model_times
-        for side in sides.values():  # warm-up: kernels, caches, thread pools
-            side(args.warmup)
-        model_ms = interleaved(sides, args.runs)
-        # the fastest run is the least disturbed by other jobs on a shared machine: reported beside
-        model_min_ms = {name: min(t) * 1000 for name, t in LAST_TIMES.items()}
-        e2e_ms: dict[str, float] = {}
+        for name, (python, cfg) in columns(model_name, folder, args, bf16).items():
+            workers[name] = Worker(python, cfg, args.threads)  # one at a time: loading is not timed
+        base = "paddlex" if "paddlex" in workers else None
+        model = summarise(round_robin(workers, args.rounds, lambda n, r: ("model", args.block)), base)
+        e2e: dict[str, dict] = {}
         if model_name == SHITU and args.e2e_images:
-            e2e_sides = {name: e2e_timer(m, paths) for name, m in models.items()}
-            if paddlex is not None:
-                cursor = {"next": 0}
+            chunk = max(1, args.e2e_images // args.rounds)
 
-                def paddlex_e2e(n: int) -> list[float]:
-                    chunk = [paths[(cursor["next"] + i) % len(paths)] for i in range(n)]
-                    cursor["next"] += n
-                    return paddlex.e2e_times(chunk)
+            def one(name: str, r: int) -> tuple[str, list[str]]:
+                return "one", [paths[(r * chunk + i) % len(paths)] for i in range(chunk)]
 
-                e2e_sides["paddlex"] = paddlex_e2e
-            for side in e2e_sides.values():
-                side(3)
-            e2e_ms = interleaved(e2e_sides, args.e2e_images)
+            e2e["one"] = summarise(round_robin(workers, args.rounds, one), base)
+            stream = paths[: args.e2e_images]
+            e2e["stream"] = summarise(round_robin(workers, 3, lambda n, r: ("stream", stream)), base)
     finally:
-        if paddlex is not None:
-            paddlex.close()
-    fp32 = {k: v for k, v in model_ms.items() if k in ("hp_openvino", "hp_onnxruntime")}
+        for worker in workers.values():
+            worker.close()
+    fp32 = {k: v["median"] for k, v in model.items() if k in ("hp_openvino", "hp_onnxruntime")}
     best = min(fp32, key=fp32.get) if fp32 else None
     return {
         "model": model_name,
         "size_mb": model_size_mb(folder),
-        "model_ms": model_ms,
-        "model_min_ms": model_min_ms,
-        "e2e_ms": e2e_ms,
+        "model_ms": model,
+        "e2e_ms": e2e,
         "best_fp32_backend": best[3:] if best else None,
     }
 
@@ -243,80 +234,84 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def fmt(row: dict | None, key: str = "median") -> str:
+    return "-" if row is None else f"{row[key]:.2f}"
 
 
 def markdown(results: list[dict], args: argparse.Namespace, bf16: bool, elapsed_s: float) -> str:
-    """The table and its note."""
+    """The table and its notes."""
     from paddlex_feat.inference.backends.base import cpu_flags
 
     names = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
     flags = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in cpu_flags()]
+    runs = args.rounds * args.block
     lines = [
-        f"Model-only inference time at batch 1 (ms, median of {args.runs} runs after {args.warmup} warm-up), "
-        f"CPU, {args.threads} threads for every column.",
+        f"Model-only inference time at batch 1 (ms, median of {runs} runs after {args.warmup} warm-up, "
+        f"timed round-robin in {args.rounds} blocks of {args.block}), CPU, {args.threads} threads for every column.",
         "",
         "| model | normal (Paddle Inference, fp32) | high-performance fp32 (best backend) | "
         "high-performance bf16 (OpenVINO) | PaddleX 3.7.2 normal | size MB |",
         "|---|---|---|---|---|---|",
     ]
     for r in results:
-        ms = r["model_ms"]
-        best = r["best_fp32_backend"]
-        hp = f"{ms['hp_' + best]:.2f} ({names[best]})" if best else "-"
+        ms, best = r["model_ms"], r["best_fp32_backend"]
+        hp = f"{ms['hp_' + best]['median']:.2f} ({names[best]})" if best else "-"
         lines.append(
             f"| {r['model']} | {fmt(ms.get('normal'))} | {hp} | {fmt(ms.get('hp_bf16'))} | "
             f"{fmt(ms.get('paddlex'))} | {r['size_mb']:.1f} |"
         )
-    lines += [
-        "",
-        "All fp32 backends measured (ms): "
-        + "; ".join(
-            f"{r['model']}: " + ", ".join(f"{k} {v:.2f}" for k, v in r["model_ms"].items()) for r in results
-        ),
-    ]
+    lines += ["", "Every column, model only (ms: median / p10 / fastest):", ""]
+    for r in results:
+        lines.append(
+            f"- {r['model']}: "
+            + "; ".join(
+                f"{k} {v['median']:.2f} / {v['p10']:.2f} / {v['min']:.2f}" for k, v in r["model_ms"].items()
+            )
+        )
     shitu = next((r for r in results if r["model"] == SHITU), None)
-    if shitu and shitu["e2e_ms"]:
-        e2e = shitu["e2e_ms"]
-        lines += [
-            "",
-            f"End-to-end, {SHITU}, batch 1 (ms per image: read, decode, resize, normalise, model, L2-normalise; "
-            f"{args.e2e_images} demo images): " + ", ".join(f"{k} {v:.2f}" for k, v in e2e.items()),
-        ]
     if shitu and "paddlex" in shitu["model_ms"]:
-        ms, px = shitu["model_ms"], shitu["model_ms"]["paddlex"]
-        best = shitu["best_fp32_backend"]
-        ratios = [f"normal {px / ms['normal']:.2f}x"]
+        ms, best = shitu["model_ms"], shitu["best_fp32_backend"]
+        px = ms["paddlex"]
+
+        def ratios(col: str) -> str:
+            return (
+                f"{px['median'] / ms[col]['median']:.2f}x (paired per round {ms[col]['paired_ratio']:.2f}x, "
+                f"p10 {px['p10'] / ms[col]['p10']:.2f}x)"
+            )
+
+        parts = [f"normal {ratios('normal')}"]
         if best:
-            ratios.append(f"high-performance fp32 {px / ms['hp_' + best]:.2f}x (goal 1.8x)")
+            parts.append(f"high-performance fp32 ({names[best]}) {ratios('hp_' + best)}, goal 1.8x")
         if "hp_bf16" in ms:
-            ratios.append(f"high-performance bf16 {px / ms['hp_bf16']:.2f}x (goal 4x)")
+            parts.append(f"high-performance bf16 {ratios('hp_bf16')}, goal 4x")
         lines += [
             "",
-            f"Speed-up over PaddleX 3.7.2 normal mode on {SHITU}, model-only, same run: "
-            + ", ".join(ratios)
+            f"Speed-up over PaddleX 3.7.2 normal mode, {SHITU}, model only, same run: "
+            + "; ".join(parts)
             + ".",
         ]
-        if shitu["e2e_ms"].get("paddlex"):
-            e2e = shitu["e2e_ms"]
-            lines[-1] += (
-                " End-to-end: "
-                + ", ".join(f"{k} {e2e['paddlex'] / v:.2f}x" for k, v in e2e.items() if k != "paddlex")
-                + "."
-            )
-        fastest = shitu["model_min_ms"]  # the least disturbed run of each side, on a shared machine
-        lines[-1] += (
-            " Model-only, fastest run instead of median: "
-            + ", ".join(f"{k} {fastest['paddlex'] / v:.2f}x" for k, v in fastest.items() if k != "paddlex")
-            + "."
-        )
+    if shitu and shitu["e2e_ms"]:
+        for kind, what in (
+            ("one", "one `predict(path)` call per image"),
+            ("stream", f"one `predict(paths, batch_size=1)` call over {args.e2e_images} images"),
+        ):
+            e2e = shitu["e2e_ms"][kind]
+            text = ", ".join(f"{k} {v['median']:.2f}" for k, v in e2e.items())
+            if "paddlex" in e2e:
+                text += "; speed-up over PaddleX: " + ", ".join(
+                    f"{k} {e2e['paddlex']['median'] / v['median']:.2f}x"
+                    for k, v in e2e.items()
+                    if k != "paddlex"
+                )
+            lines += [
+                "",
+                f"End-to-end, {SHITU}, ms per image ({what}; read, decode, resize, normalise, model, L2): {text}.",
+            ]
     run_models = [r["model"] for r in results]
     skipped = [m for m in MODELS if m not in run_models]
     lines += [
         "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores ({', '.join(flags) or 'no AVX-512'}), no GPU used; "
-        f"the machine was shared with other jobs while measuring, so compare ratios within this run. "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores ({', '.join(flags) or 'no AVX-512'}), no GPU used. "
         f"bf16 column: {'native bf16 on this CPU' if bf16 else 'not measured (no native bf16 on this CPU)'}. "
         f"Models: random init, exported at 224; ran {', '.join(run_models)}"
         + (f"; not run this time: {', '.join(skipped)}" if skipped else "")
@@ -335,8 +330,9 @@ def main() -> int:
         "--paddlex", action="store_true", help="add PaddleX 3.7.2's normal mode (PP-ShiTuV2_rec)"
     )
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=10, help="round-robin rounds")
+    parser.add_argument("--block", type=int, default=5, help="back-to-back runs per column per round")
+    parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--e2e-images", type=int, default=50, help="0 skips the end-to-end timing")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 column")
     parser.add_argument("--work-dir", default="/tmp/pxf_model_table", help="exported models (reused)")
@@ -344,9 +340,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from paddlex_feat.inference.backends import cpu_has_bf16
-    from paddlex_feat.utils.logger import setup_logging
 
-    setup_logging()
     if args.paddlex and not REF_PYTHON.is_file():
         raise SystemExit(f"--paddlex needs PaddleX 3.7.2 at {REF_PYTHON}")
     bf16 = cpu_has_bf16() and not args.no_bf16
@@ -356,7 +350,6 @@ def main() -> int:
     for name in args.models:
         folder = export_model(name, Path(args.work_dir))
         results.append(bench_model(name, folder, args, paths, bf16))
-        gc.collect()
         print(json.dumps(results[-1]), flush=True)
     table = markdown(results, args, bf16, time.perf_counter() - start)
     out = Path(args.out)
