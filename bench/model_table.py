@@ -7,7 +7,10 @@ For each model (random init, exported at 224) every column runs in its own worke
   best, which is what ``use_hpip=True`` picks;
 * high-performance mode, bf16 (OpenVINO), where the CPU has native bf16;
 * with ``--paddlex``: PaddleX 3.7.2's normal mode on the same PP-ShiTuV2_rec folder, from
-  /work/ref_venv, with the same thread count (``PADDLE_PDX_CPU_NUM_THREADS``).
+  /work/ref_venv, with the same thread count (``PADDLE_PDX_CPU_NUM_THREADS``);
+* on a machine with an NVIDIA GPU and a CUDA build of Paddle, the GPU columns: Paddle Inference,
+  Paddle + TensorRT (fp32, when Paddle was built with TensorRT) and ONNX Runtime's CUDA provider
+  (when onnxruntime-gpu is installed).
 
 Why workers: runtimes that share one process disturb each other (OpenMP, TBB and ONNX Runtime
 pools), and this 2-core virtual machine's speed drifts by up to 2x over seconds as its host gets
@@ -50,7 +53,23 @@ _WORKER = """
 import json, sys, time
 import numpy as np
 cfg = json.loads(sys.argv[1])
-if cfg["impl"] == "paddlex":
+if cfg["impl"] == "paddle_trt":  # GPU only: Paddle's TensorRT conversion of the program, fp32
+    import paddle, paddle.inference as pi
+    from paddle.tensorrt import Input, PrecisionMode, TensorRTConfig, convert
+    trt = TensorRTConfig(inputs=[Input(min_input_shape=(1, 3, 224, 224), optim_input_shape=(1, 3, 224, 224),
+                                       max_input_shape=(8, 3, 224, 224))])
+    trt.precision_mode = PrecisionMode.FP32
+    trt.save_model_dir = cfg["trt_dir"]
+    convert(cfg["model_dir"] + "/inference", trt)
+    config = pi.Config(cfg["trt_dir"] + "/inference.json", cfg["trt_dir"] + "/inference.pdiparams")
+    config.enable_use_gpu(256, 0)
+    predictor = pi.create_predictor(config)
+    handle_in = predictor.get_input_handle(predictor.get_input_names()[0])
+    handle_out = predictor.get_output_handle(predictor.get_output_names()[0])
+    def run(x):
+        handle_in.reshape(list(x.shape)); handle_in.copy_from_cpu(x); predictor.run()
+        return handle_out.copy_to_cpu()
+elif cfg["impl"] == "paddlex":
     from paddlex import create_model
     model = create_model(model_name=cfg["model_name"], model_dir=cfg["model_dir"], device="cpu")
     run = lambda x: model.runner(x=[x])
@@ -59,7 +78,7 @@ else:
     from paddlex_feat.api import create_model
     kw = {} if cfg["backend"] == "normal" else {
         "use_hpip": True, "hpi_config": {"backend": cfg["backend"], "precision": cfg["precision"]}}
-    model = create_model(cfg["model_name"], model_dir=cfg["model_dir"], device="cpu",
+    model = create_model(cfg["model_name"], model_dir=cfg["model_dir"], device=cfg.get("device", "cpu"),
                          cpu_threads=cfg["threads"], **kw)
     run = model.run_batch
 x = np.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype("float32")
@@ -186,7 +205,32 @@ def columns(model_name: str, folder: Path, args: argparse.Namespace, bf16: bool)
             cols[f"hp_{backend}"] = (Path(sys.executable), {**ours, "backend": backend})
     if bf16:
         cols["hp_bf16"] = (Path(sys.executable), {**ours, "backend": "openvino", "precision": "bf16"})
+    if args.gpu:  # the GPU columns: Paddle Inference, Paddle + TensorRT, ONNX Runtime CUDA
+        gpu = {**ours, "device": "gpu:0"}
+        cols["gpu_paddle"] = (Path(sys.executable), {**gpu, "backend": "normal"})
+        if args.gpu["tensorrt"]:
+            trt_dir = str(Path(args.work_dir) / f"{model_name}_trt")
+            cols["gpu_paddle_trt"] = (Path(sys.executable), {**gpu, "impl": "paddle_trt", "trt_dir": trt_dir})
+        if args.gpu["ort_cuda"]:
+            cols["gpu_onnxruntime"] = (Path(sys.executable), {**gpu, "backend": "onnxruntime"})
     return cols
+
+
+def gpu_support() -> dict[str, bool] | None:
+    """What this machine can time on an NVIDIA GPU (None: no GPU or a CPU-only Paddle)."""
+    import paddle
+
+    if not paddle.device.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
+        return None
+    from paddlex_feat.inference.backends import is_installed
+
+    trt_version = tuple(paddle.inference.get_trt_compile_version()) if hasattr(paddle, "inference") else ()
+    ort_cuda = False
+    if is_installed("onnxruntime"):
+        from paddlex_feat.inference.backends.onnxruntime_runner import cuda_provider_available
+
+        ort_cuda = cuda_provider_available()
+    return {"tensorrt": any(trt_version), "ort_cuda": ort_cuda}
 
 
 def bench_model(
@@ -260,6 +304,20 @@ def markdown(results: list[dict], args: argparse.Namespace, bf16: bool, elapsed_
             f"| {r['model']} | {fmt(ms.get('normal'))} | {hp} | {fmt(ms.get('hp_bf16'))} | "
             f"{fmt(ms.get('paddlex'))} | {r['size_mb']:.1f} |"
         )
+    if args.gpu is not None:
+        lines += [
+            "",
+            "GPU, batch 1, model only (ms, median): Paddle Inference | Paddle + TensorRT fp32 | ONNX Runtime CUDA",
+            "",
+            "| model | Paddle Inference | Paddle + TensorRT | ONNX Runtime CUDA |",
+            "|---|---|---|---|",
+        ]
+        for r in results:
+            ms = r["model_ms"]
+            lines.append(
+                f"| {r['model']} | {fmt(ms.get('gpu_paddle'))} | {fmt(ms.get('gpu_paddle_trt'))} | "
+                f"{fmt(ms.get('gpu_onnxruntime'))} |"
+            )
     lines += ["", "Every column, model only (ms: median / p10 / fastest):", ""]
     for r in results:
         lines.append(
@@ -311,8 +369,9 @@ def markdown(results: list[dict], args: argparse.Namespace, bf16: bool, elapsed_
     skipped = [m for m in MODELS if m not in run_models]
     lines += [
         "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores ({', '.join(flags) or 'no AVX-512'}), no GPU used. "
-        f"bf16 column: {'native bf16 on this CPU' if bf16 else 'not measured (no native bf16 on this CPU)'}. "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores ({', '.join(flags) or 'no AVX-512'}), "
+        + (f"GPU: {args.gpu_name}. " if args.gpu is not None else "no GPU (the GPU columns need one). ")
+        + f"bf16 column: {'native bf16 on this CPU' if bf16 else 'not measured (no native bf16 on this CPU)'}. "
         f"Models: random init, exported at 224; ran {', '.join(run_models)}"
         + (f"; not run this time: {', '.join(skipped)}" if skipped else "")
         + f". {datetime.date.today().isoformat()}, {elapsed_s / 60:.1f} min.",
@@ -344,6 +403,11 @@ def main() -> int:
     if args.paddlex and not REF_PYTHON.is_file():
         raise SystemExit(f"--paddlex needs PaddleX 3.7.2 at {REF_PYTHON}")
     bf16 = cpu_has_bf16() and not args.no_bf16
+    args.gpu = gpu_support()
+    if args.gpu is not None:
+        import paddle
+
+        args.gpu_name = paddle.device.cuda.get_device_name(0)
     paths = sorted(str(p) for p in DEMO_IMAGES.rglob("*.jpg"))
     start = time.perf_counter()
     results = []

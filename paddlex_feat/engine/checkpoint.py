@@ -14,6 +14,7 @@ from typing import Any
 import paddle
 
 from ..utils.errors import PaddlexFeatError
+from ..utils.io import replace_keeping_mode
 
 SUFFIXES = ("pdparams", "pdopt", "pdstates")
 
@@ -23,7 +24,7 @@ def _atomic_paddle_save(obj: Any, path: Path) -> None:
     os.close(fd)
     try:
         paddle.save(obj, tmp)
-        os.replace(tmp, path)
+        replace_keeping_mode(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

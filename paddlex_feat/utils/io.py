@@ -10,6 +10,21 @@ from pathlib import Path
 from typing import Any
 
 
+def replace_keeping_mode(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename ``tmp`` over ``path`` with the mode a plain write would give (mkstemp makes files 0600).
+
+    An existing file keeps its own permissions; a new one gets 0666 minus the umask.
+    """
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder, then rename."""
     path = Path(path)
@@ -20,7 +35,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_keeping_mode(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -178,6 +179,11 @@ def test_onnx_is_cached_beside_the_model_and_reused(
 ) -> None:
     meta = json.loads((tiny_converted / onnx_cache.META_NAME).read_text())
     assert meta["onnx_sha256"] == onnx_cache.file_sha256(tiny_converted / onnx_cache.ONNX_NAME)
+    # readable like the model files beside it (a shared model folder), not mkstemp's 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in (onnx_cache.ONNX_NAME, onnx_cache.META_NAME):
+        assert (tiny_converted / name).stat().st_mode & 0o777 == 0o666 & ~umask
     monkeypatch.setattr(onnx_cache, "convert", lambda *a, **k: pytest.fail("must reuse the cached ONNX"))
     create_model("PP-ShiTuV2_rec", model_dir=tiny_converted, use_hpip=True, cpu_threads=1)
     assert "Using the cached ONNX model" in toolkit_log()

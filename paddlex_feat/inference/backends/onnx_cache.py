@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ...utils.errors import ModelError
-from ...utils.io import atomic_write_json
+from ...utils.io import atomic_write_json, replace_keeping_mode
 from ...utils.logger import logger
 from .base import PIP_EXTRA, BackendUnavailableError, is_installed, pip_command
 
@@ -137,7 +137,7 @@ def convert(program: Path, params: Path, folder: Path, source_hash: str) -> Path
                 details={"converter_exit_code": proc.returncode},
             )
         onnx_hash = file_sha256(tmp)
-        os.replace(tmp, onnx_path)
+        replace_keeping_mode(tmp, onnx_path)
     finally:
         tmp.unlink(missing_ok=True)
     from importlib.metadata import version
