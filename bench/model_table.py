@@ -53,15 +53,15 @@ _WORKER = """
 import json, sys, time
 import numpy as np
 cfg = json.loads(sys.argv[1])
-if cfg["impl"] == "paddle_trt":  # GPU only: Paddle's TensorRT conversion of the program, fp32
+if cfg["impl"] == "paddle_trt":  # GPU only: Paddle's TensorRT conversion of the program (default fp32)
     import paddle, paddle.inference as pi
-    from paddle.tensorrt import Input, PrecisionMode, TensorRTConfig, convert
-    trt = TensorRTConfig(inputs=[Input(min_input_shape=(1, 3, 224, 224), optim_input_shape=(1, 3, 224, 224),
-                                       max_input_shape=(8, 3, 224, 224))])
-    trt.precision_mode = PrecisionMode.FP32
-    trt.save_model_dir = cfg["trt_dir"]
-    convert(cfg["model_dir"] + "/inference", trt)
-    config = pi.Config(cfg["trt_dir"] + "/inference.json", cfg["trt_dir"] + "/inference.pdiparams")
+    from paddle.tensorrt.export import Input, TensorRTConfig
+    shapes = {"min_input_shape": [1, 3, 224, 224], "optim_input_shape": [1, 3, 224, 224],
+              "max_input_shape": [8, 3, 224, 224]}
+    trt = TensorRTConfig(inputs=[Input(name="x", **shapes)])
+    trt.save_model_dir = cfg["trt_dir"] + "/inference"  # a prefix: .json and .pdiparams are added
+    paddle.tensorrt.convert(cfg["model_dir"] + "/inference", trt)
+    config = pi.Config(trt.save_model_dir + ".json", trt.save_model_dir + ".pdiparams")
     config.enable_use_gpu(256, 0)
     predictor = pi.create_predictor(config)
     handle_in = predictor.get_input_handle(predictor.get_input_names()[0])
