@@ -182,22 +182,8 @@ class Predictor:
     def _stream(self, items: list[InputItem], batch_size: int, skip_errors: bool) -> Iterator[FeatureResult]:
         """Decode ahead in threads, run full batches, yield results in order."""
         stems = _UniqueStems()
-        if len(items) == 1:  # one image: nothing to overlap, so no thread hand-off
-            item = items[0]
-            try:
-                ready = [(item, self.prepare(item))]
-            except ImageReadError as e:
-                if not skip_errors:
-                    raise
-                logger.warning(f"Skipped: {e}")
-                yield FeatureResult(
-                    item.input_path, None, index=item.index, save_stem=stems.take(item), error=str(e)
-                )
-                return
-            yield from self._emit(ready, stems)
-            return
         prefetch = max(2 * batch_size, 2 * self.decode_workers)  # bounded: memory stays flat on huge folders
-        pool = self._decode_pool()
+        pool = self._decode_pool() if len(items) > 1 else None  # one image: nothing to overlap
         pending: deque[tuple[InputItem, Future]] = deque()
         todo = iter(items)
         try:
@@ -207,7 +193,7 @@ class Predictor:
                     item = next(todo, None)
                     if item is None:
                         break
-                    pending.append((item, pool.submit(self.prepare, item)))
+                    pending.append((item, self._submit(pool, item)))
                 if not pending:
                     break
                 item, future = pending.popleft()
@@ -230,6 +216,17 @@ class Predictor:
         finally:
             for _, future in pending:  # stopped early: drop the decodes not started yet
                 future.cancel()
+
+    def _submit(self, pool: ThreadPoolExecutor | None, item: InputItem) -> Future:
+        """Start decoding ``item`` on ``pool``; without a pool, decode it here (no thread hand-off)."""
+        if pool is not None:
+            return pool.submit(self.prepare, item)
+        future: Future = Future()
+        try:
+            future.set_result(self.prepare(item))
+        except ImageReadError as e:
+            future.set_exception(e)
+        return future
 
     def _decode_pool(self) -> ThreadPoolExecutor:
         """The decode threads, started on first use and kept for later calls."""
