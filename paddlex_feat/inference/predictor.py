@@ -107,7 +107,6 @@ class Predictor:
             self.cpu_threads,
             use_hpip,
             hpi_config,
-            self.spec.input_size,
         )
 
     def _check_model_name(self, model_name: str | None) -> str:

@@ -128,23 +128,6 @@ def test_openvino_bf16_matches_normal_mode_within_0_999(
 
 
 @needs_hpi
-def test_openvino_static_shapes_compile_per_batch_size_and_pad_small_batches(tiny_converted: Path) -> None:
-    from paddlex_feat.inference.backends.openvino_runner import OpenVINORunner
-
-    onnx = next(tiny_converted.glob("*.onnx"))
-    static = OpenVINORunner(onnx, "fp32", 1, input_hw=(SIZE, SIZE))
-    dynamic = OpenVINORunner(onnx, "fp32", 1)
-    x = np.random.default_rng(0).normal(size=(6, 3, SIZE, SIZE)).astype(np.float32)
-    expected = dynamic.run(x)
-    for n in (1, 4, 3, 6, 2, 5):  # 3 pads to 4; 2 pads to 4; 5 pads to 6
-        np.testing.assert_allclose(static.run(x[:n]), expected[:n], rtol=0, atol=1e-5)
-    static_sizes = sorted(k for k in static._requests if k is not None)
-    assert len(static_sizes) <= OpenVINORunner.MAX_COMPILED and 6 in static_sizes
-    assert 3 not in static_sizes and 5 not in static_sizes  # padded, never compiled
-    assert None not in static._requests  # no dynamic-shape compile was needed
-
-
-@needs_hpi
 def test_default_is_openvino_fp32_and_the_log_says_why(
     tiny_converted: Path, toolkit_log: Callable[[], str]
 ) -> None:

@@ -83,12 +83,8 @@ def create_runner(
     num_threads: int,
     use_hpip: bool = False,
     hpi_config: dict[str, Any] | HpiConfig | None = None,
-    input_hw: tuple[int, int] | None = None,
 ) -> ModelRunner:
-    """The runner for an inference folder: Paddle Inference unless ``use_hpip``.
-
-    ``input_hw``: the fixed input size from ``inference.yml``, if any (lets OpenVINO use static shapes).
-    """
+    """The runner for an inference folder: Paddle Inference unless ``use_hpip``."""
     if not use_hpip:
         return PaddleRunner(program, params, device, num_threads)
     hpi = parse_hpi_config(hpi_config)
@@ -105,7 +101,7 @@ def create_runner(
 
         if device.startswith("gpu"):
             logger.warning(f"The 'openvino' backend runs on the CPU here; device={device} is not used")
-        return OpenVINORunner(onnx_path, hpi.precision, threads, input_hw)
+        return OpenVINORunner(onnx_path, hpi.precision, threads)
     from .onnxruntime_runner import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(onnx_path, hpi.precision, threads, device)
