@@ -25,6 +25,23 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_DIR = ROOT / "tests" / "fixtures"
 TOLERANCE = 1e-4
 
+
+def clip_arch(backbone: str, num_classes: int) -> dict:
+    """The Arch section of PaddleClas's two CLIP recognition configs (they differ only in backbone)."""
+    return {
+        "Backbone": {"name": backbone, "pretrained": False, "return_embed": True, "return_mean_embed": True},
+        "BackboneStopLayer": {"name": "flatten"},
+        "Neck": {"name": "FC", "embedding_size": 512, "class_num": 512},
+        "Head": {
+            "name": "ArcMargin",
+            "embedding_size": 512,
+            "class_num": num_classes,
+            "margin": 0.2,
+            "scale": 30,
+        },
+    }
+
+
 # PaddleClas GeneralRecognitionV2_*.yaml Arch sections (pretrained switched off, class count ours).
 REF_ARCH = {
     "PP-ShiTuV2_rec": lambda n: {
@@ -33,28 +50,8 @@ REF_ARCH = {
         "Neck": {"name": "BNNeck", "num_features": 512},
         "Head": {"name": "FC", "embedding_size": 512, "class_num": n, "bias_attr": False},
     },
-    "PP-ShiTuV2_rec_CLIP_vit_base": lambda n: {
-        "Backbone": {
-            "name": "CLIP_vit_base_patch16_224",
-            "pretrained": False,
-            "return_embed": True,
-            "return_mean_embed": True,
-        },
-        "BackboneStopLayer": {"name": "flatten"},
-        "Neck": {"name": "FC", "embedding_size": 512, "class_num": 512},
-        "Head": {"name": "ArcMargin", "embedding_size": 512, "class_num": n, "margin": 0.2, "scale": 30},
-    },
-    "PP-ShiTuV2_rec_CLIP_vit_large": lambda n: {
-        "Backbone": {
-            "name": "CLIP_vit_large_patch14_224",
-            "pretrained": False,
-            "return_embed": True,
-            "return_mean_embed": True,
-        },
-        "BackboneStopLayer": {"name": "flatten"},
-        "Neck": {"name": "FC", "embedding_size": 512, "class_num": 512},
-        "Head": {"name": "ArcMargin", "embedding_size": 512, "class_num": n, "margin": 0.2, "scale": 30},
-    },
+    "PP-ShiTuV2_rec_CLIP_vit_base": lambda n: clip_arch("CLIP_vit_base_patch16_224", n),
+    "PP-ShiTuV2_rec_CLIP_vit_large": lambda n: clip_arch("CLIP_vit_large_patch14_224", n),
 }
 
 
