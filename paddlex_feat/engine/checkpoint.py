@@ -7,27 +7,20 @@ is complete) is renamed last, so a kill at any moment leaves the previous checkp
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import paddle
 
 from ..utils.errors import PaddlexFeatError
-from ..utils.io import replace_keeping_mode
+from ..utils.io import atomic_target
 
 SUFFIXES = ("pdparams", "pdopt", "pdstates")
 
 
 def _atomic_paddle_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        paddle.save(obj, tmp)
-        replace_keeping_mode(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_target(path) as tmp:
+        paddle.save(obj, str(tmp))
 
 
 def save_checkpoint(

@@ -6,40 +6,54 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
-def replace_keeping_mode(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Rename ``tmp`` over ``path`` with the mode a plain write would give (mkstemp makes files 0600).
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask alone must set it)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0o022)  # elsewhere: set and restore (briefly process-wide)
+    os.umask(umask)
+    return umask
 
-    An existing file keeps its own permissions; a new one gets 0666 minus the umask.
+
+@contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp file beside ``path`` to write; renamed over ``path`` if the block succeeds, else removed.
+
+    A crash never leaves a half-written ``path``. The result has the mode a plain write gives (mkstemp
+    alone makes 0600): an existing file keeps its permissions, a new one gets 0666 minus the umask.
     """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+        yield Path(tmp)
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        replace_keeping_mode(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ...utils.errors import ModelError
-from ...utils.io import atomic_write_json, replace_keeping_mode
+from ...utils.io import atomic_target, atomic_write_json
 from ...utils.logger import logger
 from .base import PIP_EXTRA, BackendUnavailableError, is_installed, pip_command
 
@@ -118,11 +118,8 @@ def convert(program: Path, params: Path, folder: Path, source_hash: str) -> Path
         )
     folder.mkdir(parents=True, exist_ok=True)
     onnx_path = folder / ONNX_NAME
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{ONNX_NAME}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
     logger.info(f"Converting {program.parent} to ONNX with paddle2onnx (once; cached by hash)")
-    try:
+    with atomic_target(onnx_path) as tmp:
         proc = subprocess.run(
             [sys.executable, "-c", _CONVERT_SCRIPT, str(program), str(params), str(tmp), str(OPSET)],
             capture_output=True,
@@ -137,9 +134,6 @@ def convert(program: Path, params: Path, folder: Path, source_hash: str) -> Path
                 details={"converter_exit_code": proc.returncode},
             )
         onnx_hash = file_sha256(tmp)
-        replace_keeping_mode(tmp, onnx_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     from importlib.metadata import version
 
     meta = {
