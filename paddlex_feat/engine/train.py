@@ -28,6 +28,7 @@ from ..utils.errors import DatasetError, PaddlexFeatError
 from ..utils.io import atomic_write_json, atomic_write_text
 from ..utils.logger import logger, progress
 from .checkpoint import load_training_state, restore_optimizer_state, save_checkpoint
+from .export import export_inference
 from .losses import arcmargin_cross_entropy, smoothed_cross_entropy, triplet_angular_margin_loss
 from .optim import build_optimizer, build_schedule
 
@@ -110,7 +111,14 @@ def train(cfg: dict) -> dict:
         step_model = paddle.DataParallel(step_model)
 
     # --- resume
-    state = {"epoch": 0, "global_step": 0, "best_score": -1.0, "best_epoch": 0, "history": []}
+    state = {
+        "epoch": 0,
+        "global_step": 0,
+        "best_score": -1.0,
+        "best_epoch": 0,
+        "history": [],
+        "saved_epochs": [],
+    }
     if t["resume_path"]:
         state = _resume(t["resume_path"], model, optimizer, g["model"], num_classes, label_dict)
         logger.info(
@@ -177,7 +185,8 @@ def _train_one_epoch(cfg, model, loader, optimizer, schedule, scaler, epoch, sta
     """One pass over the sampler's batches; returns the epoch's mean loss and throughput."""
     t = cfg["Train"]
     output = Path(cfg["Global"]["output"])
-    is_clip = "CLIP" in cfg["Global"]["model"]
+    # the recipe follows the head: ArcMargin (CLIP) trains on its margin logits alone, FC adds the triplet loss
+    arcmargin_head = get_model_info(cfg["Global"]["model"]).extra["paddleclas_arch"]["Head"] == "ArcMargin"
     world, is_main = paddle.distributed.get_world_size(), paddle.distributed.get_rank() == 0
     losses, images, start = [], 0, time.perf_counter()
     bar = progress(total=len(loader), desc=f"epoch {epoch}/{t['epochs_iters']}", leave=False)
@@ -186,7 +195,7 @@ def _train_one_epoch(cfg, model, loader, optimizer, schedule, scaler, epoch, sta
             unreadable.update(index.numpy()[ok.numpy() == 0].tolist())
         with paddle.amp.auto_cast(enable=scaler is not None):
             out = model(x, labels)
-            if is_clip:
+            if arcmargin_head:
                 loss = arcmargin_cross_entropy(out["logits"], labels)
             else:
                 loss = smoothed_cross_entropy(out["logits"], labels) + triplet_angular_margin_loss(
@@ -258,12 +267,19 @@ def _save_epoch(
     )
     if improved:
         state["best_score"], state["best_epoch"] = (score if score is not None else -1.0), epoch
+    tags = ["latest"]
+    if epoch % t["save_interval"] == 0 or epoch == t["epochs_iters"]:
+        tags.insert(0, f"epoch_{epoch}")
+        state["saved_epochs"].append({"epoch": epoch, "score": score})
+    if improved:
+        tags.append("best_model")
     states = {
         "epoch": epoch,
         "global_step": state["global_step"],
         "best_score": state["best_score"],
         "best_epoch": state["best_epoch"],
         "history": state["history"],
+        "saved_epochs": state["saved_epochs"],  # which epoch_N/ folders exist: resume must not guess
         "lr_scheduler": schedule.state_dict(),
         "seed": cfg["Global"]["seed"],
         "label_dict": label_dict,
@@ -272,30 +288,19 @@ def _save_epoch(
         "input_size": input_size,
         "metric": score,
     }
-    tags = ["latest"]
-    if epoch % t["save_interval"] == 0 or epoch == t["epochs_iters"]:
-        tags.insert(0, f"epoch_{epoch}")
-    if improved:
-        tags.append("best_model")
     for tag in tags:
         save_checkpoint(output, tag, model, optimizer, states)
     if improved:
         _export_best(cfg, model, num_classes, input_size)
     # config.yaml next to the weights lets evaluate/export find the model without -c
+    config_text = (Path(output) / "config.yaml").read_text()
     for tag in tags:
-        atomic_write_text(Path(output) / tag / "config.yaml", (Path(output) / "config.yaml").read_text())
-    if f"epoch_{epoch}" in tags:
-        state.setdefault("saved_epochs", []).append({"epoch": epoch, "score": score})
+        atomic_write_text(Path(output) / tag / "config.yaml", config_text)
     atomic_write_json(Path(output) / "train_result.json", _train_result(cfg, state, done=False))
 
 
 def _export_best(cfg: dict, model, num_classes: int, input_size: int) -> None:
     """best_model/inference/ through the export code, from a copy so training is untouched."""
-    try:
-        from .export import export_inference
-    except ImportError:
-        logger.warning("TODO(issue 7): export is not available yet; best_model/inference/ was not written.")
-        return
     folder = Path(cfg["Global"]["output"]) / "best_model"
     clone = build_model(cfg["Global"]["model"], num_classes)
     clone.set_state_dict(paddle.load(str(folder / "best_model.pdparams")))
@@ -314,7 +319,7 @@ def _train_result(cfg: dict, state: dict, done: bool) -> dict:
         files = {s: f"{tag}/{tag}.{s}" for s in ("pdparams", "pdopt", "pdstates")}
         return {"score": score, **files, **(inference if tag == "best_model" else {})}
 
-    saved = state.get("saved_epochs", [])[-KEEP_LAST:][::-1]
+    saved = state["saved_epochs"][-KEEP_LAST:][::-1]
     models = {f"last_{i}": {} for i in range(1, KEEP_LAST + 1)}
     for i, item in enumerate(saved, start=1):
         models[f"last_{i}"] = entry(f"epoch_{item['epoch']}", item["score"])
@@ -358,10 +363,7 @@ def _resume(path: str, model, optimizer, model_name: str, num_classes: int, labe
     restore_optimizer_state(model, optimizer, opt_state)
     return {k: states[k] for k in ("epoch", "global_step", "best_score", "best_epoch")} | {
         "history": list(states.get("history", [])),
-        "saved_epochs": [
-            {"epoch": h["epoch"], "score": h.get("metrics", {}).get("recall1")}
-            for h in states.get("history", [])
-        ],
+        "saved_epochs": list(states.get("saved_epochs", [])),
     }
 
 

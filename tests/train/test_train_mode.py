@@ -160,6 +160,34 @@ def test_resume_matches_uninterrupted_training(
     assert worst <= 1e-5
 
 
+def test_resume_with_save_interval_lists_only_saved_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # epochs 1..3 with save_interval 2: epoch_2/ and epoch_3/ (the last) exist, epoch_1/ does not.
+    # After a kill in epoch 3 and a resume, train_result.json must not point at epoch_1/.
+    dataset = make_dataset(tmp_path / "d")
+    output = tmp_path / "o"
+    extra = ("Train.epochs_iters=3", "Train.save_interval=2", "Train.eval_interval=3")
+    original = train_module._train_one_epoch
+
+    def dies_in_epoch_3(*args, **kwargs):
+        if args[6] == 3:
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_train_one_epoch", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_cli(dataset, output, *extra)
+    monkeypatch.setattr(train_module, "_train_one_epoch", original)
+    assert (
+        train_cli(dataset, output, *extra, f"Train.resume_path={output / 'latest' / 'latest.pdparams'}") == 0
+    )
+    models = json.loads((output / "train_result.json").read_text())["models"]
+    listed = [m["pdparams"] for key, m in models.items() if key.startswith("last_") and m]
+    assert listed == ["epoch_3/epoch_3.pdparams", "epoch_2/epoch_2.pdparams"]
+    assert all((output / p).is_file() for p in listed) and not (output / "epoch_1").exists()
+
+
 def test_nan_loss_stops_with_epoch_and_step(
     trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
