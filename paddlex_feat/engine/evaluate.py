@@ -83,7 +83,7 @@ def evaluate_model(
         topk=ev["topk"],
         query_ids=[e.uid for e in query],
         gallery_ids=[e.uid for e in gallery],
-        normalize=False,  # extract_features returns unit features
+        normalize=False,  # FeatureExtractor returns unit features
     )
     if result.num_unmatched:
         logger.warning(

@@ -42,34 +42,48 @@ class _FeatureOnly(paddle.nn.Layer):
         return out["features"] if isinstance(out, dict) else out
 
 
+def save_feature_program(model: paddle.nn.Layer, prefix: Path, size: int) -> Path:
+    """``jit.save`` a frozen, re-parameterised copy of ``model`` that returns only the feature; returns the program.
+
+    The copy is taken before the rep blocks are fused, so a model still in training is left as is.
+    """
+    frozen = copy.deepcopy(model)
+    frozen.eval()
+    if hasattr(frozen, "re_parameterize"):
+        frozen.re_parameterize()
+    spec = [paddle.static.InputSpec(shape=[None, 3, size, size], dtype="float32", name="x")]
+    try:
+        paddle.jit.save(_FeatureOnly(frozen), str(prefix), input_spec=spec)
+    except Exception as err:  # dy2st raises many types; name the model and the way out
+        raise ModelError(
+            f"Could not convert {type(model).__name__} to a static graph ({type(err).__name__}: {err}). "
+            "This is a bug in the model code."
+        ) from err
+    # Paddle 3 writes a PIR .json program; without PIR it writes the older .pdmodel
+    program = next(
+        (prefix.with_suffix(e) for e in (".json", ".pdmodel") if prefix.with_suffix(e).is_file()), None
+    )
+    if program is None:
+        raise ModelError(
+            f"paddle.jit.save wrote no program file in {prefix.parent}; files: {sorted(os.listdir(prefix.parent))}."
+        )
+    return program
+
+
 def export_inference(
     model: paddle.nn.Layer, model_name: str, save_dir: str | os.PathLike, input_size: int | None = None
 ) -> dict[str, str]:
     """Save ``model`` as an inference folder; returns {inference_config, pdmodel, pdiparams} paths.
 
-    The model is copied before its rep blocks are fused, so a model still in training is left as is.
     Files are written in a temp folder and moved in, so a crash never leaves a half-written folder.
     """
     info = get_model_info(model_name)
     size = int(input_size or info.input_size)
     save_dir = Path(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
-    export_model = copy.deepcopy(model)
-    export_model.eval()
-    if hasattr(export_model, "re_parameterize"):
-        export_model.re_parameterize()
-    spec = [paddle.static.InputSpec(shape=[None, 3, size, size], dtype="float32", name="x")]
     tmp = Path(tempfile.mkdtemp(dir=save_dir, prefix=".export."))
     try:
-        paddle.jit.save(_FeatureOnly(export_model), str(tmp / PREFIX), input_spec=spec)
-        program = next(
-            (tmp / f"{PREFIX}{ext}" for ext in (".json", ".pdmodel") if (tmp / f"{PREFIX}{ext}").is_file()),
-            None,
-        )
-        if program is None:
-            raise ModelError(
-                f"paddle.jit.save wrote no program file in {tmp}; files: {sorted(os.listdir(tmp))}."
-            )
+        program = save_feature_program(model, tmp / PREFIX, size)
         yml = build_inference_yml(model_name, size, info.mean, info.std, info.interpolation)
         atomic_write_text(tmp / INFERENCE_YML, yaml.safe_dump(yml, sort_keys=False))
         written = {}

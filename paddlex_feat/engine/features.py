@@ -18,12 +18,12 @@ train/eval state is restored, so training can call this between epochs.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paddle
@@ -32,9 +32,11 @@ from ..data.dataset import ImageListDataset
 from ..data.lists import ListEntry
 from ..data.transforms import eval_transform
 from ..inference.backends.paddle_runner import PaddleRunner
+from ..inference.predictor import default_cpu_threads
 from ..metrics.retrieval import l2_normalize
 from ..utils.errors import ModelError
 from ..utils.logger import logger, progress
+from .export import save_feature_program
 
 MODES = ("auto", "inference", "static", "eager")
 
@@ -119,46 +121,24 @@ def extract_features(
     model: paddle.nn.Layer,
     entries: Sequence[ListEntry],
     root: str | os.PathLike,
-    input_size: int | None = None,
-    batch_size: int = 64,
-    num_workers: int = 2,
-    *,
-    model_name: str | None = None,
-    transform: Callable[[np.ndarray], np.ndarray] | None = None,
-    mode: str = "auto",
+    *args: Any,
     list_name: str = "list",
+    **kwargs: Any,
 ) -> np.ndarray:
-    """[N, D] float32 L2-normalised features of one list, in order (see ``FeatureExtractor``)."""
-    extractor = FeatureExtractor(
-        model, input_size, batch_size, num_workers, model_name=model_name, transform=transform, mode=mode
-    )
-    return extractor.extract(entries, root, list_name)
+    """One-shot ``FeatureExtractor(model, *args, **kwargs).extract(entries, root, list_name)``."""
+    return FeatureExtractor(model, *args, **kwargs).extract(entries, root, list_name)
 
 
 class _InferencePredictor:
     """A paddle.inference predictor (oneDNN on the CPU) of a frozen copy of the model."""
 
     def __init__(self, model: paddle.nn.Layer, size: int | None) -> None:
-        frozen = copy.deepcopy(model)  # re-parameterising changes the layers; the caller's model stays as is
-        frozen.eval()
-        if hasattr(frozen, "re_parameterize"):
-            frozen.re_parameterize()
-        spec = paddle.static.InputSpec([None, 3, size, size], "float32", name="x")
         with tempfile.TemporaryDirectory(prefix="pxf_features_") as tmp:
             prefix = Path(tmp) / "model"
-            try:
-                paddle.jit.save(frozen, str(prefix), input_spec=[spec])
-            except Exception as err:  # dy2st raises many types; name the model and the way out
-                raise ModelError(
-                    f"Could not convert {type(model).__name__} to a static graph for fast feature "
-                    f"extraction ({type(err).__name__}: {err}). This is a bug in the model code."
-                ) from err
-            graph = prefix.with_suffix(".json")
-            if not graph.is_file():  # Paddle without PIR writes the older .pdmodel
-                graph = prefix.with_suffix(".pdmodel")
+            graph = save_feature_program(model, prefix, size)
             # the predictor's own Paddle Inference runner: one oneDNN configuration for both paths
             self.runner = PaddleRunner(
-                graph, prefix.with_suffix(".pdiparams"), paddle.get_device(), os.cpu_count() or 1
+                graph, prefix.with_suffix(".pdiparams"), paddle.get_device(), default_cpu_threads()
             )
 
     def __call__(self, images: paddle.Tensor) -> np.ndarray:
