@@ -14,6 +14,7 @@ import paddle
 
 from ..utils.errors import PaddlexFeatError
 from ..utils.io import atomic_target
+from ..utils.logger import logger
 
 SUFFIXES = ("pdparams", "pdopt", "pdstates")
 
@@ -92,3 +93,17 @@ def load_training_state(path: str | os.PathLike) -> tuple[dict, dict, dict]:
         if not isinstance(loaded[suffix], dict):
             raise PaddlexFeatError(f"{file} is not a Paddle checkpoint (expected a dict of tensors).")
     return loaded["pdparams"], loaded["pdopt"], loaded["pdstates"]
+
+
+def saved_num_classes(weight_path: Path) -> int | None:
+    """The class count training recorded in the checkpoint's .pdstates, if there is one."""
+    states_path = weight_path.with_suffix(".pdstates")
+    if not states_path.is_file():
+        return None
+    try:
+        states = paddle.load(str(states_path))
+    except Exception as err:  # noqa: BLE001 - paddle.load raises many types on a bad file; the value is optional
+        logger.warning(f"Ignoring unreadable {states_path}: {type(err).__name__}: {err}")
+        return None
+    value = states.get("num_classes") if isinstance(states, dict) else None
+    return int(value) if isinstance(value, int) else None

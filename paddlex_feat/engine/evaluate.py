@@ -17,9 +17,10 @@ import yaml
 
 from ..data.lists import ListEntry, read_list
 from ..metrics import RetrievalResult, retrieval_metrics, worst_queries
-from ..utils.errors import ConfigError, DatasetError, ModelError
+from ..utils.errors import ConfigError, DatasetError
 from ..utils.io import atomic_write_bytes
 from ..utils.logger import logger
+from .checkpoint import saved_num_classes
 from .features import FeatureExtractor
 
 WEIGHT_KEY = "Evaluate.weight_path"
@@ -31,12 +32,12 @@ def run(cfg: dict) -> dict:
     import paddle
 
     from ..models.registry import build_model, get_model_info
-    from ..models.weights import load_weights, require_loaded, resolve_checkpoint
+    from ..models.weights import checkpoint_file, load_weights, require_loaded
     from ..utils.device import set_device
 
     g, ev = cfg["Global"], cfg["Evaluate"]
     _check_topk(ev["topk"])
-    weight_path = _weight_file(ev["weight_path"], resolve_checkpoint)
+    weight_path = checkpoint_file(ev["weight_path"], WEIGHT_KEY)
     model_name, input_size, num_classes = _model_settings(cfg, weight_path)
     query, gallery = _read_eval_lists(g["dataset_dir"])
     set_device(g["device"])
@@ -134,22 +135,6 @@ def _check_topk(topk: list[int]) -> None:
         )
 
 
-def _weight_file(weight_path: str | None, resolve_checkpoint) -> Path:
-    """The local checkpoint file for Evaluate.weight_path, or a clear error."""
-    if not weight_path:
-        raise ConfigError(
-            f"{WEIGHT_KEY} is not set. Point it at a trained checkpoint, e.g. "
-            f"-o {WEIGHT_KEY}=output/best_model/best_model.pdparams."
-        )
-    path = resolve_checkpoint(weight_path, config_key=WEIGHT_KEY)
-    if path.suffix in (".pdopt", ".pdstates"):
-        raise ModelError(
-            f"{WEIGHT_KEY}={weight_path} is the {path.suffix} file of a checkpoint; "
-            f"use the model weights: {path.with_suffix('.pdparams')}."
-        )
-    return path
-
-
 def _model_settings(cfg: dict, weight_path: Path) -> tuple[str, int | None, int]:
     """(model name, input size or None for the model's default, class count) for the checkpoint."""
     name, input_size, num_classes = (
@@ -169,7 +154,7 @@ def _model_settings(cfg: dict, weight_path: Path) -> tuple[str, int | None, int]
     if saved_name and saved_name != name:
         logger.warning(f"{found} says Global.model={saved_name}; evaluating as {saved_name}, not {name}.")
     logger.info(f"Using the model settings of {found}")
-    states_classes = _saved_num_classes(weight_path)
+    states_classes = saved_num_classes(weight_path)
     return (
         saved_name or name,
         saved_train.get("input_size", input_size),
@@ -186,22 +171,6 @@ def _read_saved_config(path: Path) -> dict:
     if not isinstance(saved, dict):
         raise ConfigError(f"{path} (found next to {WEIGHT_KEY}) is not a config mapping.")
     return saved
-
-
-def _saved_num_classes(weight_path: Path) -> int | None:
-    """The class count training recorded in the checkpoint's .pdstates, if there is one."""
-    states_path = weight_path.with_suffix(".pdstates")
-    if not states_path.is_file():
-        return None
-    import paddle
-
-    try:
-        states = paddle.load(str(states_path))
-    except Exception as err:  # noqa: BLE001 - paddle.load raises many types on a bad file; the value is optional
-        logger.warning(f"Ignoring unreadable {states_path}: {type(err).__name__}: {err}")
-        return None
-    value = states.get("num_classes") if isinstance(states, dict) else None
-    return int(value) if isinstance(value, int) else None
 
 
 def _read_eval_lists(dataset_dir: str) -> tuple[list[ListEntry], list[ListEntry]]:

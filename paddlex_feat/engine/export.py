@@ -20,10 +20,11 @@ import yaml
 
 from ..inference.spec import INFERENCE_YML, build_inference_yml
 from ..models import build_model, get_model_info
-from ..models.weights import load_weights, require_loaded
-from ..utils.errors import ConfigError, ModelError
+from ..models.weights import checkpoint_file, load_weights, require_loaded
+from ..utils.errors import ModelError
 from ..utils.io import atomic_write_text
 from ..utils.logger import logger
+from .checkpoint import saved_num_classes
 
 WEIGHT_KEY = "Export.weight_path"
 
@@ -105,33 +106,6 @@ def export_inference(
     }
 
 
-def _num_classes_in(weight_path: Path) -> int | None:
-    """The class count stored in a checkpoint's head (its largest 2-D head weight's second dim)."""
-    try:
-        state = paddle.load(str(weight_path))
-    except Exception:  # noqa: BLE001 - load_weights reports an unreadable file properly
-        return None
-    if not isinstance(state, dict):
-        return None
-    heads = [
-        v for k, v in state.items() if k.startswith("head.") and k.endswith("weight") and len(v.shape) == 2
-    ]
-    return int(heads[0].shape[1]) if heads else None
-
-
-def resolve_weight_path(weight_path: str | None, key: str = "Export.weight_path") -> Path:
-    """A local weights file: URLs go through the download cache, missing values get a clear error."""
-    if not weight_path:
-        raise ConfigError(
-            f"{key} is not set; pass the weights to export, e.g. -o {key}=output/best_model/best_model.pdparams."
-        )
-    if weight_path.lower().startswith(("http://", "https://")):
-        from ..utils.download import download_file  # lazily: only URLs need the network helper
-
-        return download_file(weight_path, hint=f"Or set -o {key}=PATH to a local .pdparams file.")
-    return Path(weight_path)
-
-
 def run(cfg: dict) -> dict[str, Any]:
     """Run the export mode; returns the content of ``export_result.json``."""
     from ..utils.device import set_device
@@ -139,14 +113,12 @@ def run(cfg: dict) -> dict[str, Any]:
     set_device(cfg["Global"]["device"])
     model_name = cfg["Global"]["model"]
     export_cfg = cfg["Export"]
-    weight_path = resolve_weight_path(export_cfg["weight_path"])
-    if not weight_path.is_file():
-        raise ConfigError(
-            f"Export.weight_path={str(weight_path)!r} does not exist; point it at a .pdparams file."
-        )
-    num_classes = _num_classes_in(weight_path) or cfg["Train"]["num_classes"] or 1
+    weight_path = checkpoint_file(export_cfg["weight_path"], WEIGHT_KEY)
+    # the head is not part of the exported program: its size only has to let the weights load
+    num_classes = saved_num_classes(weight_path) or cfg["Train"]["num_classes"] or 1
     model = build_model(model_name, num_classes)
-    require_loaded(load_weights(model, weight_path, config_key=WEIGHT_KEY), WEIGHT_KEY, model_name)
+    report = load_weights(model, weight_path, config_key=WEIGHT_KEY)
+    require_loaded(report, WEIGHT_KEY, model_name, allow_missing_head=True)
     save_dir = export_cfg.get("save_dir") or cfg["Global"]["output"]
     files = export_inference(model, model_name, save_dir, input_size=export_cfg.get("input_size"))
     return {

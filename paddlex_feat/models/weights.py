@@ -26,7 +26,7 @@ import numpy as np
 import paddle
 
 from ..utils.download import download_file, is_url
-from ..utils.errors import ModelError
+from ..utils.errors import ConfigError, ModelError
 from ..utils.logger import logger
 
 PRETRAIN_KEY = "Train.pretrain_weight_path"
@@ -80,11 +80,27 @@ def resolve_checkpoint(
         raise ModelError(
             f"{_where(config_key)}{path} is a folder; point at the .pdparams file inside.{inside}"
         )
-    tried = f" (also tried {with_ext})" if path.suffix != ".pdparams" else ""
+    tried = f"; also tried {with_ext}" if path.suffix != ".pdparams" else ""
     raise ModelError(
-        f"{_where(config_key)}checkpoint file not found: {path}{tried}. "
+        f"{_where(config_key)}{path} does not exist (checkpoint file not found{tried}). "
         "Give the path of a .pdparams file (the extension may be left out) or an http(s) URL."
     )
+
+
+def checkpoint_file(weight_path: str | None, config_key: str) -> Path:
+    """The local ``.pdparams`` file a mode's ``weight_path`` setting names, or a clear error naming the key."""
+    if not weight_path:
+        raise ConfigError(
+            f"{config_key} is not set. Point it at a trained checkpoint, e.g. "
+            f"-o {config_key}=output/best_model/best_model.pdparams."
+        )
+    path = resolve_checkpoint(weight_path, config_key=config_key)
+    if path.suffix in (".pdopt", ".pdstates"):
+        raise ModelError(
+            f"{config_key}={weight_path} is the {path.suffix} file of a checkpoint; "
+            f"use the model weights: {path.with_suffix('.pdparams')}."
+        )
+    return path
 
 
 def load_checkpoint(
