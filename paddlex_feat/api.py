@@ -18,8 +18,8 @@ def official_inference_url(model_name: str) -> str:
     """The official inference tarball of a model, the one PaddleX downloads."""
     from .models import get_model_info
 
-    info = get_model_info(model_name)  # refuses unknown names, listing the known ones
-    return getattr(info, "inference_url", None) or f"{OFFICIAL_INFERENCE_BASE}/{model_name}_infer.tar"
+    get_model_info(model_name)  # refuses unknown names, listing the known ones
+    return f"{OFFICIAL_INFERENCE_BASE}/{model_name}_infer.tar"
 
 
 def official_model_dir(model_name: str) -> Path:

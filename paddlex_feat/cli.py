@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .config import load_config
+from .config import MODES, load_config
 from .config.loader import load_yaml
 from .engine import get_runner
 from .utils.errors import PaddlexFeatError, UsageError
@@ -69,8 +69,7 @@ def _guess_mode_output(config_path: str, overrides: list[str]) -> tuple[str | No
             mode = value.strip()
         elif key.strip() == "Global.output":
             output = value.strip()
-    valid_modes = ("check_dataset", "train", "evaluate", "export", "predict")
-    return (mode if mode in valid_modes else None), (str(output) if output else None)
+    return (mode if mode in MODES else None), (str(output) if output else None)
 
 
 def run_config(cfg: dict) -> int:

@@ -308,11 +308,3 @@ def _check_values(cfg: dict) -> None:
         raise ConfigError(
             f"Evaluate.topk={cfg['Evaluate']['topk']} must be a non-empty list of positive integers."
         )
-
-
-def get(cfg: dict, dotted: str) -> Any:
-    """Read a dotted key such as ``Train.batch_size`` from a loaded config."""
-    node: Any = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node

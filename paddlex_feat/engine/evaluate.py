@@ -36,7 +36,6 @@ def run(cfg: dict) -> dict:
     from ..utils.device import set_device
 
     g, ev = cfg["Global"], cfg["Evaluate"]
-    _check_topk(ev["topk"])
     weight_path = checkpoint_file(ev["weight_path"], WEIGHT_KEY)
     model_name, input_size, num_classes = _model_settings(cfg, weight_path)
     query, gallery = _read_eval_lists(g["dataset_dir"])
@@ -125,14 +124,6 @@ def find_train_config(weight_path: str | os.PathLike) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _check_topk(topk: list[int]) -> None:
-    bad = [k for k in topk if k < 1]
-    if not topk or bad:
-        raise ConfigError(
-            f"Evaluate.topk must be a non-empty list of integers >= 1, got {topk}. Example: [1, 5]."
-        )
 
 
 def _model_settings(cfg: dict, weight_path: Path) -> tuple[str, int | None, int]:

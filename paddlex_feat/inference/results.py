@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..utils.io import atomic_write_text
+from .inputs import InputItem, input_stem
 
 _PREVIEW = 3  # values shown at each end of an abbreviated feature
 
@@ -33,7 +34,7 @@ class FeatureResult(dict):
             self["error"] = error
         self.index = index  # position in the predict() stream
         # the predictor hands out unique stems so that a/x.jpg and b/x.jpg never overwrite each other
-        self.save_stem = save_stem or _default_stem(input_path, index)
+        self.save_stem = save_stem or input_stem(InputItem(index, input_path))
 
     @property
     def feature(self) -> np.ndarray | None:
@@ -117,10 +118,3 @@ class _ShortArray:
     def __repr__(self) -> str:
         body = np.array2string(self.array, threshold=1, edgeitems=1, separator=", ", prefix="array(")
         return f"array({body}, dtype={self.array.dtype})"
-
-
-def _default_stem(input_path: str | None, index: int) -> str:
-    """File stem for a result built outside a predictor."""
-    if input_path is None:
-        return f"array_{index}"
-    return Path(input_path.split("?")[0]).stem or f"input_{index}"

@@ -18,12 +18,6 @@ _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
 
 
-def openvino_cpu_capabilities() -> tuple[str, ...]:
-    """OpenVINO's OPTIMIZATION_CAPABILITIES of the CPU (e.g. FP32, BF16, FP16, INT8)."""
-    ov = import_optional("openvino", "The 'openvino' backend")
-    return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-
-
 class OpenVINORunner:
     """Runs an ONNX file with OpenVINO on the CPU, in latency mode, one infer request."""
 
