@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-_INTERP = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+from .transforms import INTERPOLATIONS, fold_normalize, normalize_to_chw
 
 
 class TrainTransform:
@@ -29,11 +29,9 @@ class TrainTransform:
     ) -> None:
         self.size = size
         self.pad = max(1, round(10 * size / 224))
-        self.interp = _INTERP[interpolation]
+        self.interp = INTERPOLATIONS[interpolation]
         self.rotate_prob, self.max_degrees = rotate_prob, max_degrees
-        # Fold 1/255 into the normalisation: one multiply-add a pixel.
-        self.scale = (1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, 1, 3)
-        self.shift = (-np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(1, 1, 3)
+        self.alpha, self.beta = fold_normalize(mean, std)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         s = self.size
@@ -48,5 +46,4 @@ class TrainTransform:
             angle = rng.uniform(-self.max_degrees, self.max_degrees)
             matrix = cv2.getRotationMatrix2D((s / 2.0, s / 2.0), angle, 1.0)
             image = cv2.warpAffine(image, matrix, (s, s), flags=cv2.INTER_LINEAR, borderValue=0)
-        out = image.astype(np.float32) * self.scale + self.shift
-        return np.ascontiguousarray(out.transpose(2, 0, 1))
+        return normalize_to_chw(image, self.alpha, self.beta)

@@ -11,13 +11,35 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+# the one interpolation table: registry names, and the aliases found in PaddleX/PaddleClas inference.yml
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
     "bilinear": cv2.INTER_LINEAR,
+    "linear": cv2.INTER_LINEAR,
     "bicubic": cv2.INTER_CUBIC,
+    "cubic": cv2.INTER_CUBIC,
     "area": cv2.INTER_AREA,
     "lanczos": cv2.INTER_LANCZOS4,
+    "lanczos4": cv2.INTER_LANCZOS4,
 }
+
+
+def fold_normalize(
+    mean: Sequence[float], std: Sequence[float], scale: float = 1.0 / 255.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel float32 ``(alpha, beta)`` with ``x * alpha + beta == (x * scale - mean) / std``."""
+    std_arr = np.asarray(std, dtype=np.float32)
+    return (scale / std_arr).astype(np.float32), (-np.asarray(mean, dtype=np.float32) / std_arr).astype(
+        np.float32
+    )
+
+
+def normalize_to_chw(image: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """HWC (uint8 or float) -> float32 CHW ``image * alpha + beta``, in one pass with no temporaries."""
+    out = np.empty((3, *image.shape[:2]), np.float32)
+    np.multiply(image.transpose(2, 0, 1), alpha[:, None, None], out=out)  # reads uint8, computes in float32
+    out += beta[:, None, None]
+    return out
 
 
 class EvalTransform:
@@ -36,18 +58,14 @@ class EvalTransform:
             raise ValueError(f"input size must be >= 1, got {input_size}")
         self.size = int(input_size)
         self.interpolation = interpolation
-        # (x / 255 - mean) / std == x * scale - shift, folded into one multiply-add per pixel.
-        std_arr = np.asarray(std, dtype=np.float32)
-        self.scale = (1.0 / (255.0 * std_arr)).astype(np.float32)
-        self.shift = (np.asarray(mean, dtype=np.float32) / std_arr).astype(np.float32)
+        self.alpha, self.beta = fold_normalize(mean, std)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         if image.shape[:2] != (self.size, self.size):
             image = cv2.resize(
                 image, (self.size, self.size), interpolation=INTERPOLATIONS[self.interpolation]
             )
-        normalised = image.astype(np.float32) * self.scale - self.shift
-        return np.ascontiguousarray(normalised.transpose(2, 0, 1))
+        return normalize_to_chw(image, self.alpha, self.beta)
 
 
 def eval_transform(model_name: str, input_size: int | None = None) -> EvalTransform:
