@@ -20,7 +20,7 @@ import numpy as np
 
 from ..utils.errors import DatasetError
 from ..utils.logger import logger, progress
-from .lists import LIST_NAMES, MAX_REPORTED, ListEntry, ListProblem, parse_list
+from .lists import LIST_NAMES, MAX_REPORTED, ListEntry, ListProblem, bounded_lines, parse_list
 
 IMAGES_DIR = "images"
 DECODE_CHUNK = 64  # images per pool task: amortises the per-future overhead on tiny images
@@ -338,10 +338,8 @@ def problem_details(report: CheckReport, limit: int = MAX_REPORTED) -> dict:
 
 def failure_message(report: CheckReport, limit: int = MAX_REPORTED) -> str:
     """A readable summary of the errors: up to ``limit`` lines and the total."""
-    shown = "\n".join(f"  {p}" for p in report.errors[:limit])
-    more = f"\n  ... and {len(report.errors) - limit} more" if len(report.errors) > limit else ""
     return (
         f"Dataset check failed for {report.root}: {len(report.errors)} error(s) "
-        f"(showing {min(limit, len(report.errors))}):\n{shown}{more}\n"
+        f"(showing {min(limit, len(report.errors))}):\n{bounded_lines(report.errors, limit)}\n"
         "Fix these lines (file:line) and run check_dataset again."
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..utils.errors import ConfigError, DatasetError
 from ..utils.logger import logger
-from .lists import MAX_REPORTED, escapes_root
+from .lists import MAX_REPORTED, bounded_lines, escapes_root
 from .split import assign_lists, write_lists
 
 SUPPORTED_SRC_TYPES = ("LabelMe",)
@@ -134,9 +134,9 @@ def convert_dataset(
     if not errors and not lines:
         errors.append(f"{root}/annotations holds no usable LabelMe file (*.json with a true flag)")
     if errors:
-        shown = "\n".join(f"  {e}" for e in errors[:MAX_REPORTED])
         raise DatasetError(
-            f"LabelMe conversion of {root} failed with {len(errors)} error(s); nothing was changed.\n{shown}",
+            f"LabelMe conversion of {root} failed with {len(errors)} error(s); nothing was changed.\n"
+            + bounded_lines(errors),
             details={"errors": errors[:MAX_REPORTED], "error_count": len(errors)},
         )
     for warning in warnings[:MAX_REPORTED]:

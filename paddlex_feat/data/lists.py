@@ -7,6 +7,7 @@ entry it could read plus every problem, each with its file and line number.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,11 +108,15 @@ def parse_list(list_path: str | os.PathLike) -> tuple[list[ListEntry], list[List
     return entries, problems
 
 
+def bounded_lines(items: Sequence[object], limit: int = MAX_REPORTED) -> str:
+    """Up to ``limit`` items, indented one a line, then '... and N more' when some were left out."""
+    shown = "\n".join(f"  {item}" for item in items[:limit])
+    return shown + (f"\n  ... and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def format_problems(problems: list[ListProblem], limit: int = MAX_REPORTED) -> str:
     """Up to ``limit`` problems, one a line, and the total count."""
-    shown = "\n".join(f"  {p}" for p in problems[:limit])
-    more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""
-    return f"{len(problems)} problem(s):\n{shown}{more}"
+    return f"{len(problems)} problem(s):\n{bounded_lines(problems, limit)}"
 
 
 def read_list(dataset_dir: str | os.PathLike, split: str, required: bool = True) -> list[ListEntry]:

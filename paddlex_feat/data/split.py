@@ -14,7 +14,7 @@ from pathlib import Path
 from ..utils.errors import ConfigError, DatasetError
 from ..utils.io import atomic_write_text, backup_once
 from ..utils.logger import logger
-from .lists import LIST_NAMES, MAX_REPORTED, format_lines, parse_list, read_lines
+from .lists import LIST_NAMES, MAX_REPORTED, bounded_lines, format_lines, parse_list, read_lines
 
 PERCENT_KEYS = ("train_percent", "gallery_percent", "query_percent")
 
@@ -103,9 +103,8 @@ def _pool_lines(root: Path) -> tuple[list[str], list[Path]]:
         _, problems = parse_list(path)
         errors.extend(str(p) for p in problems if p.severity == "error")
     if errors:
-        shown = "\n".join(f"  {e}" for e in errors[:MAX_REPORTED])
         raise DatasetError(
-            f"Cannot split: the lists have {len(errors)} error(s); nothing was changed.\n{shown}\n"
+            f"Cannot split: the lists have {len(errors)} error(s); nothing was changed.\n{bounded_lines(errors)}\n"
             "Fix these lines and run again.",
             details={"errors": errors[:MAX_REPORTED], "error_count": len(errors)},
         )

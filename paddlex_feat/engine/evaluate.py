@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..data.lists import ListEntry, read_list
+from ..data.lists import ListEntry, bounded_lines, read_list
 from ..metrics import RetrievalResult, retrieval_metrics, worst_queries
 from ..utils.errors import ConfigError, DatasetError
 from ..utils.io import atomic_write_bytes
@@ -180,10 +180,8 @@ def _read_eval_lists(dataset_dir: str) -> tuple[list[ListEntry], list[ListEntry]
         if not os.path.isfile(os.path.join(dataset_dir, e.path))
     ]
     if missing:
-        shown = "\n  ".join(missing[:20])
-        more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
         raise DatasetError(
-            f"{len(missing)} listed image(s) do not exist under {dataset_dir}:\n  {shown}{more}\n"
+            f"{len(missing)} listed image(s) do not exist under {dataset_dir}:\n{bounded_lines(missing)}\n"
             "Fix those lines or run -o Global.mode=check_dataset."
         )
     return query, gallery
