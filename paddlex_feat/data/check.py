@@ -88,27 +88,31 @@ def find_dataset_root(dataset_dir: str | os.PathLike, exclude: Iterable[str | os
     )
 
 
-def decode_image(path: str | os.PathLike) -> DecodeResult:
-    """Read and fully decode one image with OpenCV; never raises."""
+def read_bgr(path: str | os.PathLike) -> tuple[np.ndarray | None, str | None]:
+    """Read and fully decode one image file as BGR uint8: ``(image, None)`` or ``(None, why)``; never raises."""
     try:
         data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
     except FileNotFoundError:
-        return DecodeResult(None, "not found")
+        return None, "not found"
     except IsADirectoryError:
-        return DecodeResult(None, "is a folder, not an image file")
+        return None, "is a folder, not an image file"
     except OSError as e:
-        return DecodeResult(None, f"cannot be read ({e.strerror})")
+        return None, f"cannot be read ({e.strerror})"
     if data.size == 0:
-        return DecodeResult(None, "is an empty (0-byte) file")
+        return None, "is an empty (0-byte) file"
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error as e:
-        return DecodeResult(None, f"cannot be decoded ({e.err})")
+        return None, f"cannot be decoded ({e.err})"
     if image is None:
-        return DecodeResult(
-            None, f"cannot be decoded: truncated, corrupt or not an image ({data.size} bytes)"
-        )
-    return DecodeResult((int(image.shape[0]), int(image.shape[1])))
+        return None, f"cannot be decoded: truncated, corrupt or not an image ({data.size} bytes)"
+    return image, None
+
+
+def decode_image(path: str | os.PathLike) -> DecodeResult:
+    """Decode one image and keep only its (height, width) or why it failed; never raises."""
+    image, error = read_bgr(path)
+    return DecodeResult(None if image is None else (int(image.shape[0]), int(image.shape[1])), error)
 
 
 def _decode_chunk(paths: Sequence[str]) -> list[DecodeResult]:

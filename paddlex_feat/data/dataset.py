@@ -10,18 +10,14 @@ import numpy as np
 import paddle
 
 from ..utils.errors import DatasetError
+from .check import read_bgr
 from .lists import ListEntry
 
 
 def decode_rgb(path: str) -> np.ndarray | None:
     """An image file as RGB uint8 HWC, or None when it is missing, empty or not an image."""
-    if not os.path.isfile(path):
-        return None
-    data = np.fromfile(path, dtype=np.uint8)  # fromfile + imdecode also reads non-ASCII paths
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        return None
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image, _ = read_bgr(path)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 class ImageListDataset(paddle.io.Dataset):

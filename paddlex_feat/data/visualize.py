@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 
 from ..utils.io import atomic_write_bytes
+from .check import read_bgr
 from .lists import ListEntry
 
 DEMO_MIN_SIDE = 224  # tiny images are enlarged so the drawn label stays legible
@@ -104,7 +105,7 @@ def save_demo_images(
         chosen = rng.sample(split_entries, min(per_split, len(split_entries)))
         sample_paths[split] = []
         for entry in chosen:
-            image = cv2.imdecode(np.fromfile(root / entry.path, dtype=np.uint8), cv2.IMREAD_COLOR)
+            image, _ = read_bgr(root / entry.path)
             if image is None:
                 continue  # the check already decoded it; a file changed meanwhile is not worth failing on
             rel = Path(*entry.path.replace("\\", "/").split("/"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from paddlex_feat.data.check import check_dataset, decode_images, find_dataset_root
 
@@ -168,3 +169,16 @@ def test_output_folder_inside_the_searched_folder_is_not_taken_for_a_dataset(
     assert run_check(tmp_path)[0] == 0
     rc, result = run_check(tmp_path)
     assert rc == 0, result.get("err_msg")
+
+
+def test_demo_images_skip_a_file_removed_after_the_check(tmp_path: Path) -> None:
+    # check_dataset decodes everything first; a file that disappears before the demo images are
+    # drawn must be skipped, not crash the run
+    from paddlex_feat.data.lists import ListEntry
+    from paddlex_feat.data.visualize import save_demo_images
+
+    (tmp_path / "images").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.jpg"), np.full((8, 8, 3), 90, np.uint8))
+    entries = {"train": [ListEntry("images/a.jpg", 0, 1), ListEntry("images/gone.jpg", 1, 2)]}
+    saved = save_demo_images(tmp_path, entries, tmp_path / "check", tmp_path)
+    assert [Path(p).name for p in saved["train"]] == ["a.jpg"]
