@@ -7,6 +7,7 @@ is complete) is renamed last, so a kill at any moment leaves the previous checkp
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,25 @@ def save_checkpoint(
     paths = {suffix: folder / f"{tag}.{suffix}" for suffix in SUFFIXES}
     _atomic_paddle_save(model.state_dict(), paths["pdparams"])
     _atomic_paddle_save(portable_optimizer_state(model, optimizer), paths["pdopt"])
-    _atomic_paddle_save(states, paths["pdstates"])
+    _atomic_paddle_save(states, paths["pdstates"])  # last: a complete .pdstates marks a complete checkpoint
     return {k: str(v) for k, v in paths.items()}
+
+
+def copy_checkpoint(output: str | os.PathLike, source_tag: str, tag: str) -> None:
+    """Give ``{output}/{source_tag}``'s checkpoint files a second name ``{output}/{tag}`` without re-serialising.
+
+    A hard link where the file system allows it (no extra disk), else a copy; each file is replaced
+    atomically, so the old ``tag`` stays whole until its new files are in place.
+    """
+    src, dst = Path(output) / source_tag, Path(output) / tag
+    dst.mkdir(parents=True, exist_ok=True)
+    for suffix in SUFFIXES:
+        with atomic_target(dst / f"{tag}.{suffix}") as tmp:
+            tmp.unlink()
+            try:
+                os.link(src / f"{source_tag}.{suffix}", tmp)
+            except OSError:  # no hard links here (another device, some network file systems)
+                shutil.copyfile(src / f"{source_tag}.{suffix}", tmp)
 
 
 def _rename_keys(state: dict, mapping: dict[str, str]) -> dict:

@@ -23,11 +23,11 @@ from ..data.lists import read_list
 from ..data.sampler import PKBatchSampler
 from ..data.train_data import TrainDataset, build_label_dict, check_num_classes
 from ..models import build_model, get_model_info
-from ..utils.device import parse_device, set_device
+from ..utils.device import gpu_count, parse_device, set_device
 from ..utils.errors import DatasetError, PaddlexFeatError
 from ..utils.io import atomic_write_json, atomic_write_text
 from ..utils.logger import logger, progress
-from .checkpoint import load_training_state, restore_optimizer_state, save_checkpoint
+from .checkpoint import copy_checkpoint, load_training_state, restore_optimizer_state, save_checkpoint
 from .export import export_inference
 from .losses import arcmargin_cross_entropy, smoothed_cross_entropy, triplet_angular_margin_loss
 from .optim import build_optimizer, build_schedule
@@ -39,7 +39,7 @@ KEEP_LAST = 5
 def run(cfg: dict) -> dict:
     """Train ``Global.model`` on ``Global.dataset_dir``; returns train_result.json's content."""
     kind, ids = parse_device(cfg["Global"]["device"])
-    gpus = _usable_gpus()
+    gpus = gpu_count()
     if kind == "gpu" and len(ids) > 1 and gpus >= 2:
         usable = [i for i in ids if i < gpus]
         logger.info(f"Starting data-parallel training on GPUs {usable} with paddle.distributed.")
@@ -288,8 +288,10 @@ def _save_epoch(
         "input_size": input_size,
         "metric": score,
     }
-    for tag in tags:
-        save_checkpoint(output, tag, model, optimizer, states)
+    # serialise once; the other tags are links to (or copies of) the same files
+    save_checkpoint(output, tags[0], model, optimizer, states)
+    for tag in tags[1:]:
+        copy_checkpoint(output, tags[0], tag)
     if improved:
         _export_best(cfg, model, num_classes, input_size)
     # config.yaml next to the weights lets evaluate/export find the model without -c
@@ -409,10 +411,6 @@ def _setup_worker_logging(output: Path, rank: int) -> None:
     if rank == 0:
         output.mkdir(parents=True, exist_ok=True)
         add_file_handler(output / "train.log")
-
-
-def _usable_gpus() -> int:
-    return paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0
 
 
 def _launch_distributed(cfg: dict, nprocs: int, backend: str, gpus: str | None = None) -> dict:

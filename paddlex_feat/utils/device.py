@@ -16,6 +16,13 @@ def parse_device(spec: str) -> tuple[str, list[int]]:
     return kind, [int(i) for i in ids.split(",")]
 
 
+def gpu_count() -> int:
+    """How many GPUs this Paddle build can use (0 without CUDA)."""
+    import paddle
+
+    return paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0
+
+
 def resolve_device(spec: str) -> str:
     """Return the paddle device to run on, warning once and using the CPU if no GPU is usable."""
     import paddle
@@ -23,7 +30,7 @@ def resolve_device(spec: str) -> str:
     kind, ids = parse_device(spec)
     if kind == "cpu":
         return "cpu"
-    count = paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0
+    count = gpu_count()
     if count == 0:
         why = "this Paddle build has no CUDA" if not paddle.is_compiled_with_cuda() else "no GPU is visible"
         logger.warning(f"Global.device={spec} asks for a GPU, but {why}; running on the CPU instead.")

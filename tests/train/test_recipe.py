@@ -135,3 +135,20 @@ def test_relabel_and_num_classes_checks() -> None:
     with pytest.raises(DatasetError, match="train.txt:1: label 7 is outside 0..4"):
         check_num_classes(5, entries, relabel=False)
     assert check_num_classes(8, entries, relabel=False) == 8
+
+
+def test_copied_checkpoint_is_identical_and_independent_of_later_saves(tmp_path) -> None:
+    # latest/ and best_model/ are second names for the epoch's files: same bytes, and saving the
+    # next epoch over the source must leave the copy as it was
+    from paddlex_feat.engine.checkpoint import SUFFIXES, copy_checkpoint, save_checkpoint
+
+    model = paddle.nn.Linear(3, 2)
+    optimizer = paddle.optimizer.Momentum(parameters=model.parameters())
+    save_checkpoint(tmp_path, "epoch_1", model, optimizer, {"epoch": 1})
+    copy_checkpoint(tmp_path, "epoch_1", "latest")
+    first = {s: (tmp_path / "latest" / f"latest.{s}").read_bytes() for s in SUFFIXES}
+    assert first == {s: (tmp_path / "epoch_1" / f"epoch_1.{s}").read_bytes() for s in SUFFIXES}
+    with paddle.no_grad():
+        model.weight.set_value(model.weight + 1.0)
+    save_checkpoint(tmp_path, "epoch_1", model, optimizer, {"epoch": 2})
+    assert {s: (tmp_path / "latest" / f"latest.{s}").read_bytes() for s in SUFFIXES} == first

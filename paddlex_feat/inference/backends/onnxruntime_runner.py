@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...utils.device import parse_device
 from ...utils.logger import logger
 from .base import BackendUnavailableError, import_optional
 
@@ -41,7 +42,7 @@ class OnnxRuntimeRunner:
         providers = [CPU_PROVIDER]
         if device.startswith("gpu"):
             if CUDA_PROVIDER in ort.get_available_providers():
-                providers = [(CUDA_PROVIDER, {"device_id": int(device.split(":")[1])}), CPU_PROVIDER]
+                providers = [(CUDA_PROVIDER, {"device_id": parse_device(device)[1][0]}), CPU_PROVIDER]
             else:
                 logger.warning(
                     f"device={device} but this ONNX Runtime has no CUDA provider (install onnxruntime-gpu); "

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ...utils.device import parse_device
 from ...utils.errors import ModelError
 from .base import BackendUnavailableError
 
@@ -37,7 +38,7 @@ class PaddleRunner:
 
         config = paddle_infer.Config(str(program), str(params))
         if device.startswith("gpu"):
-            config.enable_use_gpu(256, int(device.split(":")[1]))
+            config.enable_use_gpu(256, parse_device(device)[1][0])
         else:
             config.disable_gpu()
             config.enable_mkldnn()
