@@ -185,3 +185,12 @@ def test_yaml_float_without_dot_is_read_as_float(tmp_path: Path) -> None:
     cfg_path = tmp_path / "lr.yaml"
     cfg_path.write_text("Global:\n  model: PP-ShiTuV2_rec\n  mode: train\nTrain:\n  learning_rate: 1e-5\n")
     assert load(path=cfg_path)["Train"]["learning_rate"] == pytest.approx(1e-5)
+
+
+def test_schema_model_names_are_the_registry() -> None:
+    # the config schema validates Global.model without importing paddle; it must list exactly the
+    # registered models, or a new model would build but be refused by the config
+    from paddlex_feat.config import MODEL_NAMES
+    from paddlex_feat.models.registry import list_models
+
+    assert sorted(MODEL_NAMES) == sorted(list_models())

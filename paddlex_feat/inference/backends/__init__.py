@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 _ONNX_BACKENDS = ("openvino", "onnxruntime")
+# what each backend computes in; OpenVINO's bf16/fp16 also need the CPU to have them (checked there)
+BACKEND_PRECISIONS = {"paddle": ("fp32",), "onnxruntime": ("fp32",), "openvino": PRECISIONS}
 
 
 def choose_backend(hpi: HpiConfig, device: str) -> tuple[str, str]:
@@ -89,10 +91,15 @@ def create_runner(
         return PaddleRunner(program, params, device, num_threads)
     hpi = parse_hpi_config(hpi_config)
     backend, reason = choose_backend(hpi, device)
+    if hpi.precision not in BACKEND_PRECISIONS[backend]:  # before any conversion work
+        raise BackendUnavailableError(
+            f"hpi_config.precision={hpi.precision!r} is not available with the {backend!r} backend, which runs "
+            f"fp32 here; use hpi_config={{'backend': 'openvino', 'precision': {hpi.precision!r}}}."
+        )
     threads = hpi.num_threads or num_threads
     logger.info(f"High-performance inference: backend {backend} ({reason}), precision {hpi.precision}")
     if backend == "paddle":
-        return PaddleRunner(program, params, device, threads, precision=hpi.precision)
+        return PaddleRunner(program, params, device, threads)
     from .onnx_cache import onnx_model_path
 
     onnx_path = onnx_model_path(model_dir, program, params, hpi.cache_dir)
@@ -104,4 +111,4 @@ def create_runner(
         return OpenVINORunner(onnx_path, hpi.precision, threads)
     from .onnxruntime_runner import OnnxRuntimeRunner
 
-    return OnnxRuntimeRunner(onnx_path, hpi.precision, threads, device)
+    return OnnxRuntimeRunner(onnx_path, threads, device)

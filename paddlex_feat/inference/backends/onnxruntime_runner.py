@@ -8,7 +8,7 @@ import numpy as np
 
 from ...utils.device import parse_device
 from ...utils.logger import logger
-from .base import BackendUnavailableError, import_optional
+from .base import import_optional
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -24,14 +24,10 @@ class OnnxRuntimeRunner:
     """Runs an ONNX file with ONNX Runtime: full graph optimisation, fp32."""
 
     backend = "onnxruntime"
+    precision = "fp32"
 
-    def __init__(self, onnx_path: Path, precision: str, num_threads: int, device: str = "cpu") -> None:
+    def __init__(self, onnx_path: Path, num_threads: int, device: str = "cpu") -> None:
         ort = import_optional("onnxruntime", "The 'onnxruntime' backend")
-        if precision != "fp32":
-            raise BackendUnavailableError(
-                f"hpi_config.precision={precision!r} is not available with the 'onnxruntime' backend, which "
-                "runs fp32 here; use hpi_config={'backend': 'openvino', 'precision': '" + precision + "'}."
-            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(num_threads)
         options.inter_op_num_threads = 1  # one image-feature graph: no parallel branches to feed
@@ -51,7 +47,6 @@ class OnnxRuntimeRunner:
         self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
         self._input_name = self._session.get_inputs()[0].name
         self._output_name = self._session.get_outputs()[0].name
-        self.precision = precision
         self.device = "gpu" if self._session.get_providers()[0] == CUDA_PROVIDER else "cpu"
         logger.info(
             f"ONNX Runtime {ort.__version__} on {self._session.get_providers()[0]}: precision fp32, "

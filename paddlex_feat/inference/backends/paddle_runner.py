@@ -9,23 +9,15 @@ import numpy as np
 
 from ...utils.device import parse_device
 from ...utils.errors import ModelError
-from .base import BackendUnavailableError
 
 
 class PaddleRunner:
     """Runs an exported program with Paddle Inference: the new IR and executor, fp32."""
 
     backend = "paddle"
+    precision = "fp32"
 
-    def __init__(
-        self, program: Path, params: Path, device: str, num_threads: int, precision: str = "fp32"
-    ) -> None:
-        if precision != "fp32":
-            raise BackendUnavailableError(
-                f"hpi_config.precision={precision!r} is not available with the 'paddle' backend, which runs "
-                "fp32; use hpi_config={'backend': 'openvino', 'precision': 'bf16'} on a CPU with bf16."
-            )
-        self.precision = precision
+    def __init__(self, program: Path, params: Path, device: str, num_threads: int) -> None:
         self.device = device
         self._predictor = self._create(program, params, device, num_threads)
         self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
