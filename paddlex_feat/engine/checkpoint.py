@@ -13,9 +13,10 @@ from typing import Any
 
 import paddle
 
-from ..utils.errors import PaddlexFeatError
+from ..utils.errors import ModelError, PaddlexFeatError
 from ..utils.io import atomic_target
 from ..utils.logger import logger
+from ..utils.safe_load import safe_load
 
 SUFFIXES = ("pdparams", "pdopt", "pdstates")
 
@@ -104,10 +105,7 @@ def load_training_state(path: str | os.PathLike) -> tuple[dict, dict, dict]:
         )
     loaded = {}
     for suffix, file in files.items():
-        try:
-            loaded[suffix] = paddle.load(str(file))
-        except Exception as e:  # noqa: BLE001 - paddle raises many types for a bad file
-            raise PaddlexFeatError(f"{file} is not a readable Paddle checkpoint file ({e}).") from e
+        loaded[suffix] = safe_load(file)
         if not isinstance(loaded[suffix], dict):
             raise PaddlexFeatError(f"{file} is not a Paddle checkpoint (expected a dict of tensors).")
     return loaded["pdparams"], loaded["pdopt"], loaded["pdstates"]
@@ -119,8 +117,8 @@ def saved_num_classes(weight_path: Path) -> int | None:
     if not states_path.is_file():
         return None
     try:
-        states = paddle.load(str(states_path))
-    except Exception as err:  # noqa: BLE001 - paddle.load raises many types on a bad file; the value is optional
+        states = safe_load(states_path)
+    except ModelError as err:  # the value is optional: a bad file only loses it
         logger.warning(f"Ignoring unreadable {states_path}: {type(err).__name__}: {err}")
         return None
     value = states.get("num_classes") if isinstance(states, dict) else None

@@ -27,6 +27,7 @@ from ..utils.device import gpu_count, parse_device, set_device
 from ..utils.errors import DatasetError, PaddlexFeatError
 from ..utils.io import atomic_write_json, atomic_write_text
 from ..utils.logger import logger, progress
+from ..utils.safe_load import safe_load
 from .checkpoint import copy_checkpoint, load_training_state, restore_optimizer_state, save_checkpoint
 from .export import export_inference
 from .losses import arcmargin_cross_entropy, smoothed_cross_entropy, triplet_angular_margin_loss
@@ -305,7 +306,7 @@ def _export_best(cfg: dict, model, num_classes: int, input_size: int) -> None:
     """best_model/inference/ through the export code, from a copy so training is untouched."""
     folder = Path(cfg["Global"]["output"]) / "best_model"
     clone = build_model(cfg["Global"]["model"], num_classes)
-    clone.set_state_dict(paddle.load(str(folder / "best_model.pdparams")))
+    clone.set_state_dict(safe_load(folder / "best_model.pdparams"))
     export_inference(clone, cfg["Global"]["model"], folder / "inference", input_size=input_size)
 
 

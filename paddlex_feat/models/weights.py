@@ -28,6 +28,7 @@ import paddle
 from ..utils.download import download_file, is_url
 from ..utils.errors import ConfigError, ModelError
 from ..utils.logger import logger
+from ..utils.safe_load import safe_load
 
 PRETRAIN_KEY = "Train.pretrain_weight_path"
 
@@ -111,14 +112,11 @@ def load_checkpoint(
 
 
 def _read_state(path: Path, config_key: str | None) -> dict[str, Any]:
-    """paddle.load with the checks that turn a wrong file into a clear error."""
+    """safe_load with the checks that turn a wrong file into a clear error."""
     try:
-        state = paddle.load(str(path))
-    except Exception as err:  # paddle.load raises many types (pickle, EOF, unicode, ...) on bad files
-        raise ModelError(
-            f"{_where(config_key)}{path} is not a Paddle checkpoint (paddle.load failed: "
-            f"{type(err).__name__}: {err}). Expected a .pdparams file saved by Paddle/PaddleX/PaddleClas."
-        ) from err
+        state = safe_load(path)
+    except ModelError as err:
+        raise ModelError(f"{_where(config_key)}{err}") from err
     if not isinstance(state, dict):
         raise ModelError(
             f"{_where(config_key)}{path} is not a Paddle state dict (it holds a {type(state).__name__}, "
