@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..utils.errors import ConfigError, DatasetError
-from ..utils.io import atomic_write_text, backup_once
+from ..utils.io import atomic_write_many, backup_once
 from ..utils.logger import logger
 from .lists import LIST_NAMES, MAX_REPORTED, bounded_lines, format_lines, parse_list, read_lines
 
@@ -113,14 +113,28 @@ def _pool_lines(root: Path) -> tuple[list[str], list[Path]]:
 
 
 def write_lists(root: str | os.PathLike, lists: dict[str, list[str]]) -> None:
-    """Back up each existing list once (``*.bak``), then replace every list atomically."""
+    """Back up each existing list once (``*.bak``), then replace the lists all or none.
+
+    On any error (a full disk at any point) the lists are unchanged and the backups this call made
+    are removed again, so nothing on disk changes.
+    """
     root = Path(root)
-    for name in lists:
-        bak = backup_once(root / f"{name}.txt")
-        if bak is not None:
-            logger.info(f"Original {name}.txt kept as {bak}")
-    for name, lines in lists.items():
-        atomic_write_text(root / f"{name}.txt", format_lines(lines))
+    made: list[Path] = []
+    try:
+        for name in lists:
+            had_backup = (root / f"{name}.txt.bak").exists()
+            bak = backup_once(root / f"{name}.txt")
+            if bak is not None and not had_backup:
+                made.append(bak)
+        atomic_write_many(
+            {root / f"{name}.txt": format_lines(lines).encode("utf-8") for name, lines in lists.items()}
+        )
+    except BaseException:
+        for bak in made:
+            bak.unlink(missing_ok=True)
+        raise
+    for bak in made:
+        logger.info(f"Original {bak.name[: -len('.bak')]} kept as {bak}")
 
 
 def split_dataset(

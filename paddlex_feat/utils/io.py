@@ -6,8 +6,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,20 @@ def _umask() -> int:
     umask = os.umask(0o022)  # elsewhere: set and restore (briefly process-wide)
     os.umask(umask)
     return umask
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename in ``folder`` durable (a power cut after rename could otherwise undo it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open a folder; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # not supported on this file system
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -43,6 +57,7 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
             mode = 0o666 & ~_umask()
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -66,12 +81,40 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 4) -> Non
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
+def atomic_write_many(files: Mapping[str | os.PathLike, bytes]) -> None:
+    """Write several files all or none: each to a synced temp file, renamed only once every one is written.
+
+    A full disk (or any error) while writing leaves every file as it was; only the renames, which
+    need no space, come after the point of no return.
+    """
+    with ExitStack() as stack:
+        for path, data in files.items():
+            tmp = stack.enter_context(atomic_target(path))
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+
+
 def backup_once(path: str | os.PathLike) -> Path | None:
-    """Copy ``path`` to ``path.bak`` unless a backup exists; the first backup is never replaced."""
+    """Copy ``path`` to ``path.bak`` unless a backup exists; the first backup is never replaced.
+
+    The backup is complete or absent: written to a temp file, synced, read back and compared, then
+    renamed; a full disk mid-copy raises and leaves no ``.bak``.
+    """
     path = Path(path)
     if not path.exists():
         return None
     bak = path.with_name(path.name + ".bak")
-    if not bak.exists():
-        shutil.copy2(path, bak)
+    if bak.exists():
+        return bak
+    data = path.read_bytes()
+    with atomic_target(bak) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if tmp.read_bytes() != data:
+            raise OSError(f"the backup copy of {path} does not match it after writing; nothing was changed")
+        shutil.copystat(path, tmp)
     return bak

@@ -106,3 +106,69 @@ def disk_snapshot() -> Callable[[Path], dict[str, bytes]]:
 def jpeg_writer() -> Callable[..., None]:
     """The ``write_jpeg`` function, as a fixture."""
     return write_jpeg
+
+
+class DiskFull:
+    """Makes the n-th write or fsync of ``paddlex_feat.utils.io`` fail with ENOSPC, as a full disk does.
+
+    A failing write first writes half its bytes, as a real short write on a full disk leaves them.
+    ``hits`` says whether the n-th operation was reached (if not, the run finished before it).
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_at: int) -> None:
+        import builtins
+        import errno
+        import os
+        import stat
+
+        import paddlex_feat.utils.io as io_module
+
+        self.count, self.fail_at, self.hits = 0, fail_at, False
+        real_open, real_fsync = builtins.open, os.fsync
+        disk = self
+
+        def tick() -> None:
+            disk.count += 1
+            if disk.count == disk.fail_at:
+                disk.hits = True
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        class ShortWriter:
+            def __init__(self, f) -> None:
+                self.f = f
+
+            def write(self, data: bytes) -> int:
+                try:
+                    tick()
+                except OSError:
+                    self.f.write(data[: len(data) // 2])
+                    self.f.flush()
+                    raise
+                return self.f.write(data)
+
+            def __getattr__(self, name: str):
+                return getattr(self.f, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc) -> None:
+                self.f.close()
+
+        def fake_open(file, mode="r", *args, **kwargs):
+            f = real_open(file, mode, *args, **kwargs)
+            return ShortWriter(f) if "w" in mode or "a" in mode else f
+
+        def fake_fsync(fd: int) -> None:
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):  # syncing a folder after a rename needs no space
+                tick()
+            real_fsync(fd)
+
+        monkeypatch.setattr(io_module, "open", fake_open, raising=False)
+        monkeypatch.setattr(io_module.os, "fsync", fake_fsync)
+
+
+@pytest.fixture
+def disk_full_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], DiskFull]:
+    """``disk_full_at(n)``: the n-th write/fsync from here on fails with ENOSPC (see DiskFull)."""
+    return lambda n: DiskFull(monkeypatch, n)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 from collections import Counter
@@ -121,3 +122,22 @@ def test_src_type_needs_a_supported_value():
     with pytest.raises(ConfigError, match="Set it to one of: LabelMe"):
         resolve_src_type(None)
     assert resolve_src_type("labelme") == "LabelMe"
+
+
+def test_full_disk_at_any_point_changes_nothing(tmp_path, jpeg_writer, disk_snapshot, disk_full_at):
+    root = make_labelme(tmp_path / "lm", jpeg_writer)
+    (root / "train.txt").write_text("images/old.jpg 0\n")  # an old list, to be backed up
+    before = disk_snapshot(root)
+    fail_at = 1
+    while True:
+        disk = disk_full_at(fail_at)
+        try:
+            convert_dataset("LabelMe", root, seed=0, by_class=False)
+        except OSError as err:
+            assert disk.hits and err.errno == errno.ENOSPC
+            assert disk_snapshot(root) == before, f"a full disk at write/fsync {fail_at} changed the folder"
+            fail_at += 1
+            continue
+        break
+    assert not disk.hits and fail_at > 4  # the backup and the three lists were each cut off
+    assert (root / "train.txt.bak").read_text() == "images/old.jpg 0\n"

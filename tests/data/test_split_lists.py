@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -118,3 +119,26 @@ def test_validate_percents_refuses(percents):
 
 def test_validate_percents_accepts():
     assert validate_percents(70, 20, 10) == (70, 20, 10)
+
+
+@pytest.mark.parametrize("had_backups", [False, True], ids=["first-split", "re-split"])
+def test_full_disk_at_any_point_changes_nothing(make_dataset, disk_snapshot, disk_full_at, had_backups):
+    root = make_dataset(many_lists())
+    if had_backups:
+        split_dataset(root, 50, 30, 20, seed=1)
+    fail_at = 1
+    while True:
+        before = disk_snapshot(root)
+        disk = disk_full_at(fail_at)
+        try:
+            split_dataset(root, 60, 20, 20, seed=fail_at)
+        except OSError as err:
+            assert disk.hits and err.errno == errno.ENOSPC
+            assert disk_snapshot(root) == before, f"a full disk at write/fsync {fail_at} changed the dataset"
+            fail_at += 1
+            continue
+        break
+    assert not disk.hits and fail_at > 6  # three backups and three lists were each cut off at some point
+    for name in LIST_NAMES:
+        bak = (root / f"{name}.txt.bak").read_bytes()
+        assert bak == before.get(f"{name}.txt.bak", before[f"{name}.txt"])  # complete, first one kept
