@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import logging
 import os
 import sys
 import traceback
 from pathlib import Path
 
-from .config import MODES, load_config
-from .config.loader import load_yaml
+from .config import load_config
 from .engine import get_runner
 from .utils.errors import PaddlexFeatError, UsageError
 from .utils.io import atomic_write_json
@@ -43,33 +44,64 @@ def result_path(output: str, mode: str) -> Path:
     return Path(output) / f"{mode}_result.json"
 
 
-def _write_failure(output: str | None, mode: str | None, err: BaseException) -> None:
-    """Record ``done_flag: false`` when the output folder and mode are known."""
-    if not output or not mode:
-        return
+def _keep_last_success(path: Path) -> Path | None:
+    """Before a failure overwrites ``path``, keep a successful result it holds as ``*.last_success.json``."""
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(previous, dict) or previous.get("done_flag") is not True:
+        return None
+    kept = path.with_name(path.stem + ".last_success.json")
+    atomic_write_json(kept, previous)
+    return kept
+
+
+def _write_failure(output: str, mode: str, err: BaseException) -> None:
+    """Record ``done_flag: false`` as PaddleX does, keeping the last successful result beside it."""
+    path = result_path(output, mode)
     failure = {"done_flag": False, "err_type": type(err).__name__, "err_msg": str(err)}
     failure.update(getattr(err, "details", None) or {})
     try:
-        atomic_write_json(result_path(output, mode), failure)
+        kept = _keep_last_success(path)
+        atomic_write_json(path, failure)
     except OSError as e:
-        logger.error(f"Could not write {result_path(output, mode)}: {e}")
+        logger.error(f"Could not write {path}: {e}")
+        return
+    if kept is not None:
+        logger.info(f"The last successful result is kept in {kept}")
 
 
-def _guess_mode_output(config_path: str, overrides: list[str]) -> tuple[str | None, str | None]:
-    """Best-effort Global.mode/output for a config that failed validation."""
-    mode = output = None
-    try:
-        raw = load_yaml(config_path).get("Global") or {}
-        mode, output = raw.get("mode"), raw.get("output", "output")
-    except (PaddlexFeatError, AttributeError):
-        pass
-    for text in overrides:
-        key, _, value = text.partition("=")
-        if key.strip() == "Global.mode":
-            mode = value.strip()
-        elif key.strip() == "Global.output":
-            output = value.strip()
-    return (mode if mode in MODES else None), (str(output) if output else None)
+def _os_error_paragraph(mode: str, err: OSError) -> str:
+    """A full disk or a read-only folder, said in one paragraph with the path and the errno."""
+    where = f" {err.filename}" if err.filename else ""
+    name = errno.errorcode.get(err.errno, "?") if err.errno else "?"
+    hint = {
+        errno.ENOSPC: "The disk is full: free space there or choose another folder with -o Global.output=PATH.",
+        errno.EDQUOT: "The disk quota is used up: free space or choose another folder with -o Global.output=PATH.",
+        errno.EACCES: "No permission to write there: choose a writable folder with -o Global.output=PATH.",
+        errno.EROFS: "That file system is read-only: choose a writable folder with -o Global.output=PATH.",
+    }.get(err.errno, "Check that the path exists and is writable, then rerun.")
+    return f"{mode} failed: could not write{where}: {err.strerror or err} (errno {err.errno} {name}). {hint}"
+
+
+def _report_failure(cfg: dict, mode: str, err: Exception) -> None:
+    """One paragraph for the user; the traceback only with --debug."""
+    if cfg["Global"]["debug"]:
+        logger.error(traceback.format_exc())
+    if isinstance(err, PaddlexFeatError):
+        logger.error(f"{mode} failed: {err}")
+    elif isinstance(err, OSError) and err.errno in _DISK_ERRNOS:
+        logger.error(_os_error_paragraph(mode, err))
+    else:
+        logger.error(
+            f"{mode} failed with an unexpected {type(err).__name__}: {err}. "
+            "This is a bug in paddlex_feat; rerun with --debug for the traceback."
+        )
+
+
+# Errors of the disk or the folder, not of our code: a full disk, a quota, no permission, read-only.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
 
 
 def run_config(cfg: dict) -> int:
@@ -77,29 +109,29 @@ def run_config(cfg: dict) -> int:
     mode, output = cfg["Global"]["mode"], cfg["Global"]["output"]
     try:
         os.makedirs(output, exist_ok=True)
+        file_handler = add_file_handler(Path(output) / f"{mode}.log")
     except OSError as e:
-        logger.error(
-            f"Cannot create Global.output={output!r}: {e.strerror}. "
-            "Choose a writable folder with -o Global.output=PATH."
-        )
+        if e.filename is None:
+            e.filename = output
+        if e.errno in _DISK_ERRNOS:
+            logger.error(_os_error_paragraph(mode, e))
+        else:
+            logger.error(
+                f"Cannot create Global.output={output!r}: {e.strerror}. "
+                "Choose a writable folder with -o Global.output=PATH."
+            )
         return 1
-    file_handler = add_file_handler(Path(output) / f"{mode}.log")
     try:
         result = get_runner(mode)(cfg)
         atomic_write_json(result_path(output, mode), result)
         logger.info(f"Wrote {result_path(output, mode)}")
         return 0 if result.get("done_flag", True) else 1
+    except UsageError as err:  # nothing ran: the result files stay as they are
+        logger.error(f"{mode}: {err}")
+        return err.exit_code
     except Exception as err:  # noqa: BLE001 - every failure must reach the result file
         _write_failure(output, mode, err)
-        if cfg["Global"]["debug"]:
-            logger.error(traceback.format_exc())
-        if isinstance(err, PaddlexFeatError):
-            logger.error(f"{mode} failed: {err}")
-        else:
-            logger.error(
-                f"{mode} failed with an unexpected {type(err).__name__}: {err}. "
-                "This is a bug in paddlex_feat; rerun with --debug for the traceback."
-            )
+        _report_failure(cfg, mode, err)
         return 1
     finally:
         logger.removeHandler(file_handler)
@@ -113,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(logging.INFO)
     try:
         cfg = load_config(args.config, args.override)
-    except UsageError as err:
-        mode, output = _guess_mode_output(args.config, args.override)
-        if os.path.isdir(output or ""):
-            _write_failure(output, mode, err)
+    except UsageError as err:  # nothing ran, so no result file is touched
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -58,6 +58,10 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
         fsync_dir(path.parent)
+    except OSError as err:
+        if err.filename is None:  # a write on a full disk names no file: say which one it was
+            err.filename = str(path)
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -39,8 +39,82 @@ def test_typo_key_exits_2_and_names_valid_key(tmp_path: Path, capsys: pytest.Cap
     assert rc == 2
     err = capsys.readouterr().err
     assert "usage: main.py" in err and "Train.epochs_iters" in err
-    result = json.loads((tmp_path / "out" / "train_result.json").read_text())
-    assert result["done_flag"] is False and result["err_type"] == "ConfigError"
+    assert not (tmp_path / "out" / "train_result.json").exists()  # nothing ran, so no result
+
+
+def test_usage_error_never_touches_result_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = tmp_path / "out" / "train_result.json"
+    good.parent.mkdir()
+    good.write_text('{"done_flag": true, "models": {}}')
+    assert run_cli(tmp_path, "Global.mode=train", "Train.epoch_iters=3") == 2  # a typo in the config
+    from paddlex_feat.utils.errors import ConfigError
+
+    def refusing_runner(cfg: dict) -> dict:
+        raise ConfigError("Train.input_size must be positive")  # a usage error found by the runner
+
+    monkeypatch.setattr("paddlex_feat.cli.get_runner", lambda mode: refusing_runner)
+    assert run_cli(tmp_path, "Global.mode=train") == 2
+    assert good.read_text() == '{"done_flag": true, "models": {}}'
+    assert sorted(p.name for p in good.parent.glob("*.json")) == ["train_result.json"]
+
+
+def test_failed_run_keeps_the_last_successful_result_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from paddlex_feat.utils.errors import DatasetError
+
+    runs = iter([{"done_flag": True, "metrics": {"recall1": 0.5}}, DatasetError("query.txt is empty")] * 2)
+
+    def runner(cfg: dict) -> dict:
+        outcome = next(runs)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr("paddlex_feat.cli.get_runner", lambda mode: runner)
+    out = tmp_path / "out"
+    assert run_cli(tmp_path, "Global.mode=evaluate") == 0
+    assert run_cli(tmp_path, "Global.mode=evaluate") == 1
+    assert json.loads((out / "evaluate_result.json").read_text())["done_flag"] is False
+    kept = out / "evaluate_result.last_success.json"
+    assert json.loads(kept.read_text()) == {"done_flag": True, "metrics": {"recall1": 0.5}}
+    assert f"The last successful result is kept in {kept}" in capsys.readouterr().err
+    assert run_cli(tmp_path, "Global.mode=evaluate") == 0
+    assert run_cli(tmp_path, "Global.mode=evaluate") == 1  # a second failure keeps the newest success
+    assert json.loads(kept.read_text()) == {"done_flag": True, "metrics": {"recall1": 0.5}}
+
+
+def test_full_disk_names_the_file_and_errno(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import errno
+
+    from paddlex_feat.utils.io import atomic_target
+
+    def runner(cfg: dict) -> dict:
+        with atomic_target(tmp_path / "out" / "epoch_1" / "epoch_1.pdparams") as tmp, open(tmp, "wb"):
+            raise OSError(errno.ENOSPC, "No space left on device")  # what a write on a full disk raises
+
+    monkeypatch.setattr("paddlex_feat.cli.get_runner", lambda mode: runner)
+    assert run_cli(tmp_path, "Global.mode=train") == 1
+    err = capsys.readouterr().err
+    assert f"could not write {tmp_path / 'out' / 'epoch_1' / 'epoch_1.pdparams'}" in err
+    assert "errno 28 ENOSPC" in err and "disk is full" in err
+    assert "bug" not in err and "Traceback" not in err
+
+
+def test_read_only_output_folder_is_one_paragraph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import errno
+    import logging
+
+    def refuse(self):  # what opening a file in a read-only folder raises (tests may run as root)
+        raise PermissionError(errno.EACCES, "Permission denied", self.baseFilename)
+
+    monkeypatch.setattr(logging.FileHandler, "_open", refuse)
+    assert run_cli(tmp_path, "Global.mode=train") == 1
+    err = capsys.readouterr().err
+    assert f"could not write {tmp_path / 'out' / 'train.log'}: Permission denied (errno 13 EACCES)" in err
+    assert "Traceback" not in err
 
 
 def test_missing_config_exits_2(capsys: pytest.CaptureFixture) -> None:
