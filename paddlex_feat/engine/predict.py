@@ -55,6 +55,7 @@ def run(cfg: dict) -> dict[str, Any]:
         cpu_threads=pred["cpu_threads"],
         skip_errors=pred["skip_errors"],
         url_timeout=pred["url_timeout"],
+        max_image_bytes=pred["max_image_bytes"],
     )
     output = cfg["Global"]["output"]
     stream = model.predict(pred["input"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Union
@@ -17,11 +16,14 @@ from urllib.parse import unquote, urlparse
 import cv2
 import numpy as np
 
+from ..utils.download import read_with_deadline
 from ..utils.errors import PaddlexFeatError, UsageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 URL_PREFIXES = ("http://", "https://")
-MAX_URL_BYTES = 64 * 1024 * 1024  # refuse absurd downloads rather than filling memory
+MAX_URL_BYTES = (
+    64 * 1024 * 1024
+)  # default Predict.max_image_bytes: refuse absurd downloads rather than fill memory
 
 InputLike = Union[str, os.PathLike, np.ndarray]
 
@@ -133,24 +135,23 @@ def expand_inputs(inputs: Any, skip_errors: bool = False) -> list[InputItem]:
     return items
 
 
-def download(url: str, timeout: float) -> bytes:
-    """Fetch a URL's bytes with a timeout; offline or unreachable gives an error naming the URL."""
+def download(url: str, timeout: float, max_bytes: int = MAX_URL_BYTES) -> bytes:
+    """Fetch a URL's bytes, the whole transfer within ``timeout`` s and at most ``max_bytes``; errors name the URL."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - only http(s) reaches here
-            data = response.read(MAX_URL_BYTES + 1)
+        return read_with_deadline(url, timeout, max_bytes)
     except urllib.error.HTTPError as e:
         raise ImageReadError(f"Could not download {url}: HTTP {e.code} {e.reason}.") from e
-    except (urllib.error.URLError, OSError, ValueError) as e:
+    except ValueError as e:  # over the size limit
+        raise ImageReadError(
+            f"Could not download {url}: {e} (Predict.max_image_bytes). Download it and pass the local path, "
+            "or raise the limit."
+        ) from e
+    except (urllib.error.URLError, OSError) as e:  # TimeoutError is an OSError
         reason = getattr(e, "reason", e)
         raise ImageReadError(
-            f"Could not download {url}: {reason} (timeout {timeout:g}s). Check the address and the network, "
-            "or download the image and pass its local path."
+            f"Could not download {url}: {reason} (timeout {timeout:g}s for the whole download). Check the "
+            "address and the network, or download the image and pass its local path."
         ) from e
-    if len(data) > MAX_URL_BYTES:
-        raise ImageReadError(
-            f"{url} is larger than {MAX_URL_BYTES >> 20} MiB; download it and pass the local path."
-        )
-    return data
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
@@ -162,7 +163,7 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def load_rgb(item: InputItem, url_timeout: float = 10.0) -> np.ndarray:
+def load_rgb(item: InputItem, url_timeout: float = 10.0, max_bytes: int = MAX_URL_BYTES) -> np.ndarray:
     """Decode one item to an RGB uint8 HxWx3 array; failures name the file or URL."""
     if item.error is not None:
         raise ImageReadError(item.error)
@@ -170,7 +171,7 @@ def load_rgb(item: InputItem, url_timeout: float = 10.0) -> np.ndarray:
         return _to_rgb(item.array)
     assert item.input_path is not None
     if item.is_url:
-        data = np.frombuffer(download(item.input_path, url_timeout), dtype=np.uint8)
+        data = np.frombuffer(download(item.input_path, url_timeout, max_bytes), dtype=np.uint8)
     else:
         try:
             data = np.fromfile(item.input_path, dtype=np.uint8)  # np.fromfile copes with non-ASCII paths

@@ -22,7 +22,7 @@ from ..metrics.retrieval import l2_normalize
 from ..utils.errors import ModelError, UsageError
 from ..utils.logger import logger
 from .backends import ModelRunner, create_runner
-from .inputs import ImageReadError, InputItem, expand_inputs, input_stem, load_rgb
+from .inputs import MAX_URL_BYTES, ImageReadError, InputItem, expand_inputs, input_stem, load_rgb
 from .results import FeatureResult
 from .spec import InferenceSpec, load_inference_spec
 
@@ -84,6 +84,7 @@ class Predictor:
         decode_workers: int | None = None,
         skip_errors: bool = False,
         url_timeout: float = 10.0,
+        max_image_bytes: int = MAX_URL_BYTES,
         use_hpip: bool = False,
         hpi_config: dict[str, Any] | None = None,
     ) -> None:
@@ -94,6 +95,7 @@ class Predictor:
         self.batch_size = check_batch_size(batch_size)
         self.skip_errors = skip_errors
         self.url_timeout = url_timeout
+        self.max_image_bytes = max_image_bytes
         self.cpu_threads = cpu_threads or default_cpu_threads()
         self.decode_workers = decode_workers or min(4, max(2, self.cpu_threads))
         self.device = self._resolve(device)
@@ -150,7 +152,7 @@ class Predictor:
 
     def prepare(self, item: InputItem) -> np.ndarray:
         """Read, decode and pre-process one item to float32 CHW (runs in a worker thread)."""
-        rgb = load_rgb(item, self.url_timeout)
+        rgb = load_rgb(item, self.url_timeout, self.max_image_bytes)
         try:
             return self.spec.preprocess(rgb)
         except (ValueError, OSError, cv2.error) as e:

@@ -13,6 +13,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -140,6 +141,36 @@ def _open_with_deadline(url: str, timeout: float) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["response"]
+
+
+def read_with_deadline(url: str, timeout: float, max_bytes: int) -> bytes:
+    """The body of ``url``, all of it within ``timeout`` seconds (connect, DNS and every byte) and at
+    most ``max_bytes`` long; TimeoutError or ValueError otherwise.
+
+    A socket timeout alone bounds each wait, not the whole transfer: a server that sends one byte
+    every few seconds would never trip it. So each read takes what has arrived (``read1``) with the
+    socket's timeout set to the time left.
+    """
+    deadline = time.monotonic() + timeout
+    chunks, size = [], 0
+    with _open_with_deadline(url, timeout) as response:
+        declared = int(response.headers.get("Content-Length") or 0)
+        if declared > max_bytes:
+            raise ValueError(f"it is {declared} bytes, more than the limit of {max_bytes} bytes")
+        sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the download took longer than {timeout:g} s ({size} bytes so far)")
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = response.read1(min(_CHUNK, max_bytes + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise ValueError(f"it is more than the limit of {max_bytes} bytes")
 
 
 def _fetch(url: str, target: Path, timeout: float, hint: str) -> None:
