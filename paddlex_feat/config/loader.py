@@ -302,9 +302,38 @@ def _check_values(cfg: dict) -> None:
         section, key = dotted.split(".")
         if cfg[section][key] < 0:
             raise ConfigError(f"{dotted}={cfg[section][key]} must be 0 or more.")
+    _check_sizes(cfg)
+    for dotted in ["Predict.url_timeout", "Predict.max_image_bytes"]:
+        section, key = dotted.split(".")
+        if cfg[section][key] <= 0:
+            raise ConfigError(f"{dotted}={cfg[section][key]} must be positive.")
     if cfg["Train"]["learning_rate"] <= 0:
         raise ConfigError(f"Train.learning_rate={cfg['Train']['learning_rate']} must be positive.")
     if any(k <= 0 for k in cfg["Evaluate"]["topk"]) or not cfg["Evaluate"]["topk"]:
         raise ConfigError(
             f"Evaluate.topk={cfg['Evaluate']['topk']} must be a non-empty list of positive integers."
         )
+
+
+def _check_sizes(cfg: dict) -> None:
+    """Input sizes are positive (0 is not "the default": null is) and fit the model's patch grid."""
+    for dotted in ["Train.input_size", "Export.input_size"]:
+        section, key = dotted.split(".")
+        size = cfg[section][key]
+        if size is None:
+            continue
+        if size <= 0:
+            raise ConfigError(
+                f"{dotted}={size} must be a positive integer (pixels per side), e.g. 64 to train fast on a "
+                "CPU; null uses the model's own size (224)."
+            )
+        # Only a set size needs the model table, which imports paddle: check_dataset stays light.
+        from ..models import get_model_info
+
+        info = get_model_info(cfg["Global"]["model"])
+        step = info.size_multiple
+        if size % step:
+            lower, upper = max(step, size - size % step), size - size % step + step
+            raise ConfigError(
+                f"{dotted}={size} is not a multiple of {info.name}'s patch size {step}; use {lower} or {upper}."
+            )

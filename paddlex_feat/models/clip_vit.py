@@ -216,6 +216,7 @@ def _clip_info(name: str) -> ModelInfo:
     """CLIP models evaluate at 224 bicubic with ImageNet mean/std (PaddleClas GeneralRecognitionV2 configs)."""
     return ModelInfo(
         name=name,
+        size_multiple=_CLIP_VARIANTS[name][0],
         interpolation="bicubic",
         pretrained_url=f"{_BASE_URL}/{name}_pretrained.pdparams",
         backbone_url=f"{_BASE_URL}/{name}_backbone_LAION400M_pretrained.pdparams",

@@ -22,6 +22,7 @@ class ModelInfo:
 
     name: str
     input_size: int = 224
+    size_multiple: int = 1  # an input side must be a multiple of this (a ViT's patch size)
     interpolation: str = "bilinear"  # resize for eval/inference: bilinear or bicubic
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD

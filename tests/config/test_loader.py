@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from paddlex_feat.cli import main
 from paddlex_feat.config import MODEL_NAMES, load_config, parse_override
 from paddlex_feat.utils.errors import ConfigError
 
@@ -194,3 +195,35 @@ def test_schema_model_names_are_the_registry() -> None:
     from paddlex_feat.models.registry import list_models
 
     assert sorted(MODEL_NAMES) == sorted(list_models())
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("Train.input_size=-5", r"Train.input_size=-5 must be a positive integer"),
+        (
+            "Train.input_size=0",
+            r"Train.input_size=0 must be a positive integer.*null uses the model's own size",
+        ),
+        ("Export.input_size=-3", r"Export.input_size=-3 must be a positive integer"),
+        ("Predict.url_timeout=0", r"Predict.url_timeout=0.0 must be positive"),
+        ("Predict.url_timeout=-1.5", r"Predict.url_timeout=-1.5 must be positive"),
+        ("Predict.max_image_bytes=0", r"Predict.max_image_bytes=0 must be positive"),
+    ],
+)
+def test_sizes_and_timeouts_must_be_positive(override: str, message: str, capsys) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONFIG_DIR / "PP-ShiTuV2_rec.yaml", [override])
+    assert main(["-c", str(CONFIG_DIR / "PP-ShiTuV2_rec.yaml"), "-o", override]) == 2  # a usage error: exit 2
+
+
+@pytest.mark.parametrize("key", ["Train.input_size", "Export.input_size"])
+def test_clip_sizes_are_a_multiple_of_the_patch(key: str) -> None:
+    large = CONFIG_DIR / "PP-ShiTuV2_rec_CLIP_vit_large.yaml"
+    with pytest.raises(ConfigError, match=rf"{key}=100 is not a multiple of .*patch size 14; use 98 or 112"):
+        load_config(large, [f"{key}=100"])
+    assert load_config(large, [f"{key}=112"])[key.split(".")[0]]["input_size"] == 112
+    assert (
+        load_config(CONFIG_DIR / "PP-ShiTuV2_rec.yaml", [f"{key}=100"])[key.split(".")[0]]["input_size"]
+        == 100
+    )  # a CNN takes any size
