@@ -137,17 +137,17 @@ def test_resume_matches_uninterrupted_training(
 ) -> None:
     dataset, straight = trained
     interrupted = tmp_path / "interrupted"
-    original = train_module._train_one_epoch
+    original = train_module.train_one_epoch
 
-    def dies_in_epoch_2(*args, **kwargs):
-        if args[6] == 2:  # the epoch argument
+    def dies_in_epoch_2(run: train_module.TrainRun, epoch: int) -> dict:
+        if epoch == 2:
             raise KeyboardInterrupt("killed")
-        return original(*args, **kwargs)
+        return original(run, epoch)
 
-    monkeypatch.setattr(train_module, "_train_one_epoch", dies_in_epoch_2)
+    monkeypatch.setattr(train_module, "train_one_epoch", dies_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         train_cli(dataset, interrupted)
-    monkeypatch.setattr(train_module, "_train_one_epoch", original)
+    monkeypatch.setattr(train_module, "train_one_epoch", original)
     assert not (interrupted / "epoch_2").exists()
     assert (
         train_cli(dataset, interrupted, f"Train.resume_path={interrupted / 'latest' / 'latest.pdparams'}")
@@ -168,17 +168,17 @@ def test_resume_with_save_interval_lists_only_saved_epochs(
     dataset = make_dataset(tmp_path / "d")
     output = tmp_path / "o"
     extra = ("Train.epochs_iters=3", "Train.save_interval=2", "Train.eval_interval=3")
-    original = train_module._train_one_epoch
+    original = train_module.train_one_epoch
 
-    def dies_in_epoch_3(*args, **kwargs):
-        if args[6] == 3:
+    def dies_in_epoch_3(run: train_module.TrainRun, epoch: int) -> dict:
+        if epoch == 3:
             raise KeyboardInterrupt("killed")
-        return original(*args, **kwargs)
+        return original(run, epoch)
 
-    monkeypatch.setattr(train_module, "_train_one_epoch", dies_in_epoch_3)
+    monkeypatch.setattr(train_module, "train_one_epoch", dies_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         train_cli(dataset, output, *extra)
-    monkeypatch.setattr(train_module, "_train_one_epoch", original)
+    monkeypatch.setattr(train_module, "train_one_epoch", original)
     assert (
         train_cli(dataset, output, *extra, f"Train.resume_path={output / 'latest' / 'latest.pdparams'}") == 0
     )
