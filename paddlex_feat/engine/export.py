@@ -19,12 +19,10 @@ import paddle
 import yaml
 
 from ..inference.spec import INFERENCE_YML, build_inference_yml
-from ..models import build_model, get_model_info
-from ..models.weights import checkpoint_file, load_weights, require_loaded
+from ..models import get_model_info
 from ..utils.errors import ModelError
 from ..utils.io import atomic_write_text
 from ..utils.logger import logger
-from .checkpoint import saved_num_classes
 
 WEIGHT_KEY = "Export.weight_path"
 
@@ -109,22 +107,18 @@ def export_inference(
 def run(cfg: dict) -> dict[str, Any]:
     """Run the export mode; returns the content of ``export_result.json``."""
     from ..utils.device import set_device
+    from .checkpoint import TrainedCheckpoint
 
     set_device(cfg["Global"]["device"])
-    model_name = cfg["Global"]["model"]
     export_cfg = cfg["Export"]
-    weight_path = checkpoint_file(export_cfg["weight_path"], WEIGHT_KEY)
-    # the head is not part of the exported program: its size only has to let the weights load
-    num_classes = saved_num_classes(weight_path) or cfg["Train"]["num_classes"] or 1
-    model = build_model(model_name, num_classes)
-    report = load_weights(model, weight_path, config_key=WEIGHT_KEY)
-    require_loaded(report, WEIGHT_KEY, model_name, allow_missing_head=True)
+    # the size and model are the checkpoint's (a model trained at 64 exports at 64) unless a key overrides
+    model, facts = TrainedCheckpoint.load(export_cfg["weight_path"], cfg, WEIGHT_KEY)
     save_dir = export_cfg.get("save_dir") or cfg["Global"]["output"]
-    files = export_inference(model, model_name, save_dir, input_size=export_cfg.get("input_size"))
+    files = export_inference(model, facts.model_name, save_dir, input_size=facts.input_size)
     return {
         "done_flag": True,
-        "model_name": model_name,
-        "weight_path": str(weight_path),
+        "model_name": facts.model_name,
+        "weight_path": str(facts.weights),
         "save_dir": str(save_dir),
         **files,
     }

@@ -9,6 +9,7 @@ the curves are plotted. Each hook is a small object with ``after_epoch(run, reco
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -31,7 +32,16 @@ from ..utils.device import gpu_count, parse_device, set_device
 from ..utils.errors import DatasetError, PaddlexFeatError
 from ..utils.io import atomic_write_json, atomic_write_text
 from ..utils.logger import logger, progress
-from .checkpoint import copy_checkpoint, load_training_state, restore_optimizer_state, save_checkpoint
+from .checkpoint import (
+    RESUME_KEY,
+    copy_checkpoint,
+    facts_states,
+    read_facts,
+    read_optimizer_state,
+    read_weights,
+    restore_optimizer_state,
+    save_checkpoint,
+)
 from .export import export_inference
 from .losses import arcmargin_cross_entropy, smoothed_cross_entropy, triplet_angular_margin_loss
 from .optim import build_optimizer, build_schedule
@@ -435,11 +445,14 @@ def _checkpoint_states(run: TrainRun, score: float | None) -> dict:
         "saved_epochs": state["saved_epochs"],  # which epoch_N/ folders exist: resume must not guess
         "lr_scheduler": run.schedule.state_dict(),
         "seed": run.seed,
-        "label_dict": run.data.label_dict,
-        "model_name": run.model_name,
-        "num_classes": run.data.num_classes,
-        "input_size": run.input_size,
         "metric": score,
+        **facts_states(
+            model_name=run.model_name,
+            num_classes=run.data.num_classes,
+            input_size=run.input_size,
+            label_dict=run.data.label_dict,
+            train_config=dict(run.cfg),
+        ),
     }
 
 
@@ -449,11 +462,12 @@ class ExportBestHook(Hook):
     def after_epoch(self, run: TrainRun, record: dict) -> None:
         if run.state["best_epoch"] != record["epoch"]:
             return
-        folder = run.output / "best_model"
-        # from a copy of the saved weights, so the model in training is untouched
+        # a clone with the same weights, so the model in training (and its static graph) is untouched
         clone = build_model(run.model_name, run.data.num_classes)
-        clone.set_state_dict(paddle.load(str(folder / "best_model.pdparams")))
-        export_inference(clone, run.model_name, folder / "inference", input_size=run.input_size)
+        clone.set_state_dict(run.model.state_dict())
+        export_inference(
+            clone, run.model_name, run.output / "best_model" / "inference", input_size=run.input_size
+        )
 
 
 class ResultHook(Hook):
@@ -508,17 +522,15 @@ def train_result(run: TrainRun, done: bool) -> dict:
 
 def _resume(path: str, run: TrainRun) -> dict:
     """Restore model, optimiser (with its schedule) and loop state; a mismatch is a clear error."""
-    params, opt_state, states = load_training_state(path)
+    facts = read_facts(path, None, RESUME_KEY)
     model_name, num_classes, model = run.model_name, run.data.num_classes, run.model
-    if states.get("model_name") not in (None, model_name) or states.get("num_classes") not in (
-        None,
-        num_classes,
-    ):
+    if (facts.model_name, facts.num_classes) != (model_name, num_classes):
         raise PaddlexFeatError(
-            f"Train.resume_path={path!r} holds a {states.get('model_name')} checkpoint with "
-            f"{states.get('num_classes')} classes, but this run trains {model_name} with {num_classes}. "
+            f"Train.resume_path={path!r} holds a {facts.model_name} checkpoint with "
+            f"{facts.num_classes} classes, but this run trains {model_name} with {num_classes}. "
             "Resume with the same Global.model and data, or start with Train.pretrain_weight_path."
         )
+    params = read_weights(facts, RESUME_KEY)
     own = model.state_dict()
     bad = [k for k, v in params.items() if k in own and list(v.shape) != list(own[k].shape)]
     missing = [k for k in own if k not in params]
@@ -528,7 +540,8 @@ def _resume(path: str, run: TrainRun) -> dict:
             f"mis-shaped parameters (e.g. {(missing + bad)[0]}). Resume from a checkpoint of this model."
         )
     model.set_state_dict(params)
-    restore_optimizer_state(model, run.optimizer, opt_state)
+    restore_optimizer_state(model, run.optimizer, read_optimizer_state(facts))
+    states = facts.states
     return {k: states[k] for k in ("epoch", "global_step", "best_score", "best_epoch")} | {
         "history": list(states.get("history", [])),
         "saved_epochs": list(states.get("saved_epochs", [])),
@@ -582,7 +595,8 @@ def _setup_worker_logging(output: Path, rank: int) -> None:
 def _launch_distributed(cfg: dict, nprocs: int, backend: str, gpus: str | None = None) -> dict:
     """Run :func:`train` in ``nprocs`` data-parallel processes through paddle.distributed.spawn."""
     device = "gpu" if backend == "nccl" else "cpu"
-    worker_cfg = {**cfg, "Global": {**cfg["Global"], "device": device}}
+    worker_cfg = copy.deepcopy(cfg)  # keeps the config's record of command-line keys
+    worker_cfg["Global"]["device"] = device
     options = {"gpus": gpus} if gpus else {}
     try:
         paddle.distributed.spawn(train, args=(worker_cfg,), nprocs=nprocs, backend=backend, **options)

@@ -13,7 +13,6 @@ import yaml
 
 from paddlex_feat.cli import main
 from paddlex_feat.data.lists import read_list
-from paddlex_feat.engine.evaluate import find_train_config
 from paddlex_feat.engine.features import extract_features
 from paddlex_feat.metrics import retrieval_metrics
 from paddlex_feat.models import build_model
@@ -102,17 +101,6 @@ def test_eager_backend_gives_the_same_metrics(tmp_path, dataset, checkpoint):
     assert eager["metrics"] == pytest.approx(fast["metrics"], abs=1e-6)
     log = (tmp_path / "out" / "evaluate.log").read_text()
     assert "images/s, inference)" in log and "images/s, eager)" in log
-
-
-def test_config_is_found_next_to_the_weights_before_one_folder_up(tmp_path):
-    weights = tmp_path / "run" / "best_model" / "best_model.pdparams"
-    weights.parent.mkdir(parents=True)
-    weights.touch()
-    assert find_train_config(weights) is None
-    (tmp_path / "run" / "config.yaml").touch()
-    assert find_train_config(weights) == (tmp_path / "run" / "config.yaml").resolve()
-    (weights.parent / "config.yaml").touch()
-    assert find_train_config(weights) == (weights.parent / "config.yaml").resolve()
 
 
 # ---- bad input: one test each

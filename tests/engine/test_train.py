@@ -150,8 +150,8 @@ def test_resume_matches_uninterrupted_training(
     monkeypatch.setattr(train_module, "train_one_epoch", original)
     assert not (interrupted / "epoch_2").exists()
     assert (
-        train_cli(dataset, interrupted, f"Train.resume_path={interrupted / 'latest' / 'latest.pdparams'}")
-        == 0
+        train_cli(dataset, interrupted, f"Train.resume_path={interrupted}")
+        == 0  # the run folder: its latest/
     )
     a = paddle.load(str(straight / "epoch_2" / "epoch_2.pdparams"))
     b = paddle.load(str(interrupted / "epoch_2" / "epoch_2.pdparams"))
@@ -307,3 +307,22 @@ def test_eval_interval_is_honoured(tmp_path: Path) -> None:
     epochs = [json.loads(x) for x in (output / "metrics.jsonl").read_text().splitlines()]
     evaluated = [r["epoch"] for r in epochs if r["type"] == "epoch" and "metrics" in r]
     assert evaluated == [2, 3]  # every 2nd epoch, and always the last
+
+
+def test_export_after_training_keeps_the_trained_input_size(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # trained at 32 (not the model's 224): export of the run folder, with no size given, is 32 too
+    from paddlex_feat.inference.spec import load_inference_spec
+
+    _, output = trained
+    out = tmp_path / "export"
+    rc = main(
+        ["-c", str(CONFIG), "-o", "Global.mode=export", "-o", "Global.device=cpu",
+         "-o", f"Global.output={out}", "-o", f"Export.weight_path={output}"]
+    )  # fmt: skip
+    assert rc == 0
+    assert load_inference_spec(out).input_size == (32, 32)
+    assert load_inference_spec(output / "best_model" / "inference").input_size == (32, 32)
+    states = paddle.load(str(output / "best_model" / "best_model.pdstates"))
+    assert states["train_config"]["Train"]["input_size"] == 32 and states["preprocess"]["input_size"] == 32
