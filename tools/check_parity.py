@@ -2,8 +2,8 @@
 
 Run it with the side venv that holds paddleclas (installed --no-deps), never from CI:
 
-    /work/ref_venv/bin/python tools/check_parity.py                 # all three models
-    /work/ref_venv/bin/python tools/check_parity.py --write-fixtures  # also refresh tests/fixtures/
+    .venv-ref/bin/python tools/check_parity.py                 # all three models
+    .venv-ref/bin/python tools/check_parity.py --write-fixtures  # also refresh tests/fixtures/
 
 For each model it builds PaddleClas's RecModel from the GeneralRecognitionV2 Arch section and ours
 with the same class count, compares ``state_dict()`` keys and shapes, copies PaddleClas's weights
