@@ -29,20 +29,8 @@ WEIGHT_KEY = "Export.weight_path"
 PREFIX = "inference"
 
 
-class _FeatureOnly(paddle.nn.Layer):
-    """Wraps a model so that the saved program returns only the feature tensor."""
-
-    def __init__(self, model: paddle.nn.Layer) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        out = self.model(x)
-        return out["features"] if isinstance(out, dict) else out
-
-
 def save_feature_program(model: paddle.nn.Layer, prefix: Path, size: int) -> Path:
-    """``jit.save`` a frozen, re-parameterised copy of ``model`` that returns only the feature; returns the program.
+    """``jit.save`` a frozen, re-parameterised copy of ``model`` (whose forward is the feature); returns the program.
 
     The copy is taken before the rep blocks are fused, so a model still in training is left as is.
     """
@@ -52,7 +40,7 @@ def save_feature_program(model: paddle.nn.Layer, prefix: Path, size: int) -> Pat
         frozen.re_parameterize()
     spec = [paddle.static.InputSpec(shape=[None, 3, size, size], dtype="float32", name="x")]
     try:
-        paddle.jit.save(_FeatureOnly(frozen), str(prefix), input_spec=spec)
+        paddle.jit.save(frozen, str(prefix), input_spec=spec)
     except Exception as err:  # dy2st raises many types; name the model and the way out
         raise ModelError(
             f"Could not convert {type(model).__name__} to a static graph ({type(err).__name__}: {err}). "

@@ -118,7 +118,7 @@ class TrainRun:
     input_size: int
     data: TrainData
     model: paddle.nn.Layer
-    step_model: paddle.nn.Layer  # what the steps call: the model, its static graph, its DataParallel
+    step_model: paddle.nn.Layer  # what the steps call: TrainingForward, maybe static, maybe DataParallel
     optimizer: paddle.optimizer.Optimizer
     schedule: Any
     scaler: paddle.amp.GradScaler | None
@@ -179,7 +179,9 @@ def prepare_run(cfg: dict) -> TrainRun:
     amp = t["amp"] and device.startswith("gpu")
     if t["amp"] and not amp:
         logger.info("Train.amp=True is ignored on the CPU.")
-    step_model = paddle.jit.to_static(model, full_graph=True) if t["dy2st"] else model
+    step_model = TrainingForward(model)
+    if t["dy2st"]:
+        step_model = paddle.jit.to_static(step_model, full_graph=True)
     if world > 1:
         step_model = paddle.DataParallel(step_model)
     run = TrainRun(
@@ -300,22 +302,38 @@ def train_one_epoch(run: TrainRun, epoch: int) -> dict:
     }
 
 
-def recipe_loss(model_name: str):
-    """The recipe's loss of (model outputs, labels): it follows the model's head.
+class TrainingForward(paddle.nn.Layer):
+    """(features, logits) of a batch in one call: ``model(x)`` then ``model.logits``.
 
-    ArcMargin (CLIP) trains on its margin logits alone; the FC head adds the triplet loss.
+    One layer, so that dy2st compiles the head with the model and DataParallel sees every
+    parameter the loss depends on in its forward.
     """
-    if get_model_info(model_name).extra["paddleclas_arch"]["Head"] == "ArcMargin":
-        return lambda out, labels: arcmargin_cross_entropy(out["logits"], labels)
-    return lambda out, labels: (
-        smoothed_cross_entropy(out["logits"], labels) + triplet_angular_margin_loss(out["features"], labels)
+
+    def __init__(self, model: paddle.nn.Layer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: paddle.Tensor, label: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
+        features = self.model(x)
+        return features, self.model.logits(features, label)
+
+
+def recipe_loss(model_name: str):
+    """The recipe's loss of (features, logits, labels), as the model table names it.
+
+    ``arcmargin`` (CLIP) trains on the margin logits alone; ``ce_triplet`` (FC head) adds the triplet loss.
+    """
+    if get_model_info(model_name).loss == "arcmargin":
+        return lambda features, logits, labels: arcmargin_cross_entropy(logits, labels)
+    return lambda features, logits, labels: (
+        smoothed_cross_entropy(logits, labels) + triplet_angular_margin_loss(features, labels)
     )
 
 
 def _train_step(run: TrainRun, loss_fn, x: paddle.Tensor, labels: paddle.Tensor) -> float:
     """Forward, backward and optimiser step on one batch (with the AMP scaler on GPUs); returns the loss."""
     with paddle.amp.auto_cast(enable=run.scaler is not None):
-        loss = loss_fn(run.step_model(x, labels), labels)
+        loss = loss_fn(*run.step_model(x, labels), labels)
     value = float(loss)
     if not math.isfinite(value):
         return value  # the caller stops training; a NaN step must not reach the weights

@@ -52,6 +52,16 @@ def new_states(input_size: int) -> dict:
     )
 
 
+@pytest.fixture
+def caplog(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> pytest.LogCaptureFixture:
+    """caplog that sees the package's records even after the CLI turned their propagation off."""
+    from paddlex_feat.utils.logger import logger
+
+    monkeypatch.setattr(logger, "propagate", True)
+    caplog.set_level(logging.INFO, logger="paddlex_feat")
+    return caplog
+
+
 def cli_config(*overrides: str):
     return load_config(CONFIG, overrides)
 
@@ -80,7 +90,6 @@ def test_export_of_a_model_trained_at_64_is_64_pixels(tmp_path: Path) -> None:
 
 def test_export_input_size_still_overrides_the_checkpoint(tmp_path: Path, caplog) -> None:
     write_run(tmp_path / "run", new_states(64))
-    caplog.set_level(logging.INFO, logger="paddlex_feat")
     facts = read_facts(tmp_path / "run", cli_config("Export.input_size=96"), "Export.weight_path")
     assert facts.input_size == 96
     assert [r.message for r in caplog.records if "overrides" in r.message] == [
@@ -90,7 +99,6 @@ def test_export_input_size_still_overrides_the_checkpoint(tmp_path: Path, caplog
 
 def test_a_command_line_key_overrides_a_saved_fact_with_one_log_line(tmp_path: Path, caplog) -> None:
     write_run(tmp_path / "run", new_states(64))
-    caplog.set_level(logging.INFO, logger="paddlex_feat")
     assert read_facts(tmp_path / "run", cli_config(), "Evaluate.weight_path").input_size == 64
     assert not [r for r in caplog.records if "overrides" in r.message]
     facts = read_facts(tmp_path / "run", cli_config("Train.input_size=48"), "Evaluate.weight_path")

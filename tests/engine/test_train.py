@@ -326,3 +326,64 @@ def test_export_after_training_keeps_the_trained_input_size(
     assert load_inference_spec(output / "best_model" / "inference").input_size == (32, 32)
     states = paddle.load(str(output / "best_model" / "best_model.pdstates"))
     assert states["train_config"]["Train"]["input_size"] == 32 and states["preprocess"]["input_size"] == 32
+
+
+def test_clip_arcmargin_path_trains_a_tiny_vit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the CLIP recipe end to end (ArcMargin head, its loss, eval, export of best_model) on a ViT small
+    # enough for a CPU test: the registry builder with smaller sizes, swapped in by name
+    real_build = train_module.build_model
+
+    def tiny_vit(name: str, num_classes: int):
+        return real_build(name, num_classes, embed_dim=32, depth=1, num_heads=2)
+
+    monkeypatch.setattr(train_module, "build_model", tiny_vit)
+    dataset = make_dataset(tmp_path / "d")
+    output = tmp_path / "o"
+    assert (
+        train_cli(dataset, output, "Global.model=PP-ShiTuV2_rec_CLIP_vit_base", "Train.epochs_iters=1") == 0
+    )
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in records) and "recall1" in records[-1]["metrics"]
+    states = paddle.load(str(output / "best_model" / "best_model.pdstates"))
+    assert states["model_name"] == "PP-ShiTuV2_rec_CLIP_vit_base" and states["input_size"] == 32
+    inference_yml = (output / "best_model" / "inference" / "inference.yml").read_text()
+    assert "PP-ShiTuV2_rec_CLIP_vit_base" in inference_yml
+
+
+@pytest.mark.parametrize("name", ["PP-ShiTuV2_rec", "PP-ShiTuV2_rec_CLIP_vit_base"])
+def test_recipe_loss_follows_the_model_table(name: str) -> None:
+    from paddlex_feat.engine.losses import arcmargin_cross_entropy, smoothed_cross_entropy
+    from paddlex_feat.engine.losses import triplet_angular_margin_loss as triplet
+
+    paddle.seed(0)
+    features, logits = paddle.randn([8, 16]), paddle.randn([8, 5])
+    labels = paddle.to_tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    got = float(train_module.recipe_loss(name)(features, logits, labels))
+    if name == "PP-ShiTuV2_rec":
+        expected = float(smoothed_cross_entropy(logits, labels) + triplet(features, labels))
+    else:
+        expected = float(arcmargin_cross_entropy(logits, labels))
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_dy2st_training_starts_from_a_local_pretrain_file(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    # Train.dy2st=True runs the static-graph step; Train.pretrain_weight_path loads a real local file.
+    # With a learning rate of ~0 the trained weights stay those of the file, not a fresh init's.
+    dataset, first_run = trained
+    pretrained = first_run / "best_model" / "best_model.pdparams"
+    output = tmp_path / "o"
+    overrides = ("Train.dy2st=True", f"Train.pretrain_weight_path={pretrained}", "Train.learning_rate=1e-9")
+    assert train_cli(dataset, output, *overrides, "Train.epochs_iters=1") == 0
+    log = (output / "train.log").read_text()
+    assert f"from {pretrained}" in log and "Loaded 287/287 model tensors" in log
+    start = paddle.load(str(pretrained))
+    after = paddle.load(str(output / "epoch_1" / "epoch_1.pdparams"))
+    key = "backbone.stem.0.conv.weight"
+    assert np.abs(after[key].numpy() - start[key].numpy()).max() < 1e-5
+    paddle.seed(42)
+    fresh = train_module.build_model("PP-ShiTuV2_rec", 6).state_dict()[key].numpy()
+    assert np.abs(fresh - start[key].numpy()).max() > 1e-2  # the check above can tell the two apart
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1] and all(
+        np.isfinite(r["loss"]) for r in records
+    )
