@@ -10,11 +10,24 @@ import numpy as np
 import paddle
 import pytest
 
-from paddlex_feat.engine.checkpoint import load_training_state, save_checkpoint
+from paddlex_feat.engine.checkpoint import (
+    RESUME_KEY,
+    read_facts,
+    read_optimizer_state,
+    read_weights,
+    restore_optimizer_state,
+    save_checkpoint,
+)
 from paddlex_feat.models import build_model
 from paddlex_feat.models.weights import load_checkpoint, load_weights
 from paddlex_feat.utils.errors import ModelError
 from paddlex_feat.utils.safe_load import safe_load
+
+
+def load_training_state(path: Path) -> tuple[dict, dict, dict]:
+    """What resume reads: weights, optimiser state and .pdstates."""
+    facts = read_facts(path, None, RESUME_KEY)
+    return read_weights(facts, RESUME_KEY), read_optimizer_state(facts), facts.states
 
 
 class _RunsCode:
@@ -80,6 +93,8 @@ def test_our_checkpoint_round_trips(tmp_path: Path) -> None:
     model(paddle.randn([5, 4])).mean().backward()
     opt.step()
     states = {
+        "model_name": "PP-ShiTuV2_rec",
+        "num_classes": 3,
         "epoch": 3,
         "best_score": np.float32(0.5),
         "history": [{"epoch": 1, "recall1": 0.1}],
@@ -94,8 +109,6 @@ def test_our_checkpoint_round_trips(tmp_path: Path) -> None:
     opt2 = paddle.optimizer.Momentum(
         paddle.optimizer.lr.CosineAnnealingDecay(0.1, 10), parameters=model.parameters()
     )
-    from paddlex_feat.engine.checkpoint import restore_optimizer_state
-
     restore_optimizer_state(model, opt2, opt_state)  # numpy arrays are accepted by Paddle's optimiser
 
 
