@@ -52,7 +52,10 @@ def server() -> Iterator[str]:
 
 def test_timeout_bounds_the_whole_download_of_a_trickling_server(server: str) -> None:
     start = time.monotonic()
-    with pytest.raises(ImageReadError, match=r"trickle: (timed out|the download took longer).*timeout 1s for the whole download"):
+    with pytest.raises(
+        ImageReadError,
+        match=r"trickle: (timed out|the download took longer).*timeout 1s for the whole download",
+    ):
         download(f"{server}/trickle", timeout=1.0)  # each byte comes well within 1 s; the whole never does
     assert time.monotonic() - start < 2.0
 
