@@ -147,3 +147,22 @@ def read_lines(list_path: str | os.PathLike) -> list[str]:
 def format_lines(lines: list[str]) -> str:
     """List-file text for ``lines``: one a line, each ending with a newline."""
     return "".join(f"{line}\n" for line in lines)
+
+
+def no_query_can_match(query: Sequence[ListEntry], gallery: Sequence[ListEntry]) -> str | None:
+    """Why no query can be scored against the gallery (no shared class), or None if some can.
+
+    Evaluation leaves out same-id gallery images, so a query whose only same-class gallery image
+    carries its own id cannot match either.
+    """
+    ids_by_label: dict[int, list[str | None]] = {}
+    for e in gallery:
+        ids_by_label.setdefault(e.label, []).append(e.uid)
+    for q in query:
+        if any(uid is None or uid != q.uid for uid in ids_by_label.get(q.label, ())):
+            return None
+    return (
+        f"no class of query.txt ({len({q.label for q in query})} classes) has an image in gallery.txt "
+        f"({len(ids_by_label)} classes), so recall and mAP cannot be computed. query.txt and gallery.txt "
+        "must share classes with the same labels; -o Global.mode=check_dataset lists them"
+    )

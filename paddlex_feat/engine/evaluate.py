@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.lists import ListEntry, bounded_lines, read_list
+from ..data.lists import ListEntry, bounded_lines, no_query_can_match, read_list
 from ..metrics import RetrievalResult, retrieval_metrics, worst_queries
 from ..utils.errors import DatasetError
 from ..utils.io import atomic_write_bytes
@@ -128,6 +128,9 @@ def _read_eval_lists(dataset_dir: str) -> tuple[list[ListEntry], list[ListEntry]
             f"{len(missing)} listed image(s) do not exist under {dataset_dir}:\n{bounded_lines(missing)}\n"
             "Fix those lines or run -o Global.mode=check_dataset."
         )
+    reason = no_query_can_match(query, gallery)
+    if reason:  # found before the model is loaded and any feature extracted
+        raise DatasetError(f"Cannot evaluate on {dataset_dir}: {reason}.")
     return query, gallery
 
 

@@ -24,7 +24,7 @@ import paddle
 import yaml
 
 from ..data.augment import TrainTransform
-from ..data.lists import ListEntry, read_list
+from ..data.lists import ListEntry, no_query_can_match, read_list
 from ..data.sampler import PKBatchSampler
 from ..data.train_data import TrainDataset, build_label_dict, check_num_classes
 from ..models import build_model, get_model_info
@@ -231,6 +231,9 @@ def build_train_data(cfg: dict, input_size: int, rank: int, world: int) -> Train
     query = read_list(root, "query", required=False)
     if not (gallery and query):
         logger.info("No gallery/query lists: no evaluation; the best model is the last epoch's.")
+    elif reason := no_query_can_match(query, gallery):  # checked before the first step, not after an epoch
+        logger.warning(f"{reason}. Training goes on without evaluation; the best model is the last epoch's.")
+        gallery, query = [], []
     info = get_model_info(g["model"])
     transform = TrainTransform(input_size, info.mean, info.std, info.interpolation)
     dataset = TrainDataset(entries, root, label_dict, transform, seed=g["seed"])

@@ -174,8 +174,11 @@ def test_no_query_with_a_same_label_gallery_image(tmp_path, checkpoint):
     )
     rc, result = evaluate(tmp_path, root, checkpoint)
     assert rc == 1 and result["err_type"] == "DatasetError"
-    assert "No query has a same-label gallery image" in result["err_msg"]
+    assert "no class of query.txt (6 classes) has an image in gallery.txt" in result["err_msg"]
     assert "NaN" not in json.dumps(result)
+    # found before any model is loaded: a missing weight file is not even looked at
+    rc, result = evaluate(tmp_path, root, tmp_path / "nowhere.pdparams")
+    assert rc == 1 and "no class of query.txt" in result["err_msg"]
 
 
 def test_weights_of_another_model(tmp_path, dataset):

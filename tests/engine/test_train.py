@@ -387,3 +387,22 @@ def test_dy2st_training_starts_from_a_local_pretrain_file(trained: tuple[Path, P
     assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1] and all(
         np.isfinite(r["loss"]) for r in records
     )
+
+
+def test_query_classes_never_in_gallery_train_without_evaluation(tmp_path: Path, caplog) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    query = (
+        (dataset / "query.txt").read_text().replace(" 1", " 9")
+    )  # labels 10..15 -> 90..95: no gallery class
+    (dataset / "query.txt").write_text(query)
+    output = tmp_path / "o"
+    assert train_cli(dataset, output, "Train.epochs_iters=1") == 0
+    log = (output / "train.log").read_text()
+    assert "no class of query.txt (6 classes) has an image in gallery.txt (6 classes)" in log
+    assert "Training goes on without evaluation" in log
+    assert log.index("Training goes on without evaluation") < log.index(
+        "epoch 1 step 1/"
+    )  # before the first step
+    result = json.loads((output / "train_result.json").read_text())
+    assert result["done_flag"] and result["models"]["best"]["pdparams"] == "best_model/best_model.pdparams"
+    assert (output / "best_model" / "best_model.pdparams").is_file()
