@@ -2,6 +2,10 @@
 
 from typing import Any
 
+from .utils.quiet import silence_known_warnings
+
+silence_known_warnings()
+
 __version__ = "0.1.0"
 __all__ = ["__version__", "create_model"]
 
