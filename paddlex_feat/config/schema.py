@@ -124,6 +124,6 @@ SCHEMA: dict[str, Any] = {
         "cpu_threads": Field(int, default=None, nullable=True, help="null: every core"),
         "url_timeout": Field(float, default=10.0, help="seconds for a whole http(s) download"),
         "max_image_bytes": Field(int, default=64 * 1024 * 1024, help="largest http(s) image accepted"),
-        "save_json": Field(bool, default=True, help="write <stem>_res.json files into Global.output"),
+        "save_json": Field(bool, default=True, help="write {Global.output}/predict/<relative path>_res.json files"),
     },
 }

@@ -1,8 +1,16 @@
-"""Global.mode=predict: print each image's feature and save ``<stem>_res.json`` into Global.output."""
+"""Global.mode=predict: save each image's feature as ``{Global.output}/predict/<relative path>_res.json``.
+
+The JSON files mirror the input folder (``images/google/1f600.jpg`` -> ``predict/google/1f600_res.json``),
+so names never collide, within a run or across runs. One image prints its JSON, as PaddleX does; a
+folder prints one line per image.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from ..inference.predictor import check_batch_size
 from ..utils.errors import ConfigError, NotImplementedYetError
@@ -57,18 +65,22 @@ def run(cfg: dict) -> dict[str, Any]:
         url_timeout=pred["url_timeout"],
         max_image_bytes=pred["max_image_bytes"],
     )
-    output = cfg["Global"]["output"]
+    folder = Path(cfg["Global"]["output"]) / "predict"
     stream = model.predict(pred["input"])
+    name_of = _json_names(pred["input"])
     records, errors = [], 0
     for res in progress(stream, total=len(stream), desc="predict", unit="img"):
-        res.print()
         record: dict[str, Any] = {"input_path": res["input_path"]}
         if pred["save_json"]:
-            record["json"] = str(res.save_to_json(output))
+            record["json"] = str(res.save_to_json(folder / name_of(res["input_path"])))
         if not res.ok:
             errors += 1
             record["error"] = res.error
         records.append(record)
+        if len(stream) == 1:
+            res.print()
+        else:
+            print(_one_line(len(records), len(stream), res, record.get("json")), flush=True)
     logger.info(
         f"Predicted {len(records) - errors} of {len(records)} images"
         + (f"; {errors} skipped" if errors else "")
@@ -83,3 +95,37 @@ def run(cfg: dict) -> dict[str, Any]:
         "precision": model.runner.precision,
         "results": records,
     }
+
+
+def _one_line(i: int, total: int, res: Any, json_path: str | None) -> str:
+    """``[3/1440] images/a.jpg -> output/predict/a_res.json``, or the error, for a folder's images."""
+    outcome = f"ERROR {res.error}" if not res.ok else (f"-> {json_path}" if json_path else "ok")
+    return f"[{i}/{total}] {res['input_path']} {outcome}"
+
+
+def _json_names(inputs: Any):
+    """A function from an input path to its JSON file name relative to ``predict/``.
+
+    An image under a folder given as input keeps its path below that folder; a file given by
+    itself keeps its name; a URL its last path part. The image's extension is replaced by
+    ``_res.json`` (PaddleX's suffix).
+    """
+    entries = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    folders = [Path(os.fspath(e)).expanduser().resolve() for e in entries if Path(os.fspath(e)).is_dir()]
+    taken: dict[Path, str] = {}
+
+    def name_of(input_path: str | None) -> Path:
+        if input_path is None:
+            rel = Path("array")
+        elif input_path.lower().startswith(("http://", "https://")):
+            rel = Path(PurePosixPath(unquote(urlparse(input_path).path)).name or "url")
+        else:
+            path = Path(input_path).expanduser().resolve()
+            root = next((f for f in folders if path.is_relative_to(f)), None)
+            rel = path.relative_to(root) if root else Path(path.name)
+        name = rel.with_name(f"{rel.stem}_res.json")
+        if taken.setdefault(name, input_path or "") != (input_path or ""):  # a.jpg and a.png in one folder
+            name = rel.with_name(f"{rel.name}_res.json")
+        return name
+
+    return name_of

@@ -52,21 +52,38 @@ def run_predict(tmp_path: Path, model_dir: Path, *overrides: str) -> tuple[int, 
     ]
     args += ["-o", f"Predict.model_dir={model_dir}", "-o", "Predict.cpu_threads=1"]
     rc = main(args + sum((["-o", o] for o in overrides), []))
-    return rc, json.loads((out / "predict_result.json").read_text()), out
+    result = out / "predict_result.json"  # a usage error (exit 2) writes none
+    return rc, json.loads(result.read_text()) if result.exists() else {}, out
 
 
-def test_demo_images_give_one_json_per_image(
+def test_demo_images_give_one_json_per_image_under_predict(
     tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
     rc, result, out = run_predict(tmp_path, model_dir, f"Predict.input={DEMO_IMAGES}", "Predict.batch_size=8")
-    n_images = sum(1 for p in DEMO_IMAGES.rglob("*.jpg"))
-    assert rc == 0 and result["done_flag"] is True and result["num_images"] == n_images
-    saved = sorted(out.glob("*_res.json"))
-    assert len(saved) == n_images  # google/x.jpg and twitter/x.jpg share stems, yet none is overwritten
-    assert {json.loads(p.read_text())["input_path"] for p in saved} == {
-        str(p) for p in DEMO_IMAGES.rglob("*.jpg")
-    }
-    assert capsys.readouterr().out.count('"res": {') == n_images
+    images = sorted(DEMO_IMAGES.rglob("*.jpg"))
+    assert rc == 0 and result["done_flag"] is True and result["num_images"] == len(images)
+    assert not list(out.glob("*_res.json"))  # nothing dropped straight into Global.output
+    saved = sorted((out / "predict").rglob("*_res.json"))
+    # named by the path below the input folder: google/x.jpg and twitter/x.jpg never collide
+    expected = sorted(
+        out / "predict" / p.relative_to(DEMO_IMAGES).with_name(f"{p.stem}_res.json") for p in images
+    )
+    assert saved == expected
+    assert {json.loads(p.read_text())["input_path"] for p in saved} == {str(p) for p in images}
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(images) and '"res": {' not in "\n".join(printed)  # one line per image
+    assert printed[0].startswith(f"[1/{len(images)}] {images[0]} -> {expected[0]}")
+    run_predict(tmp_path, model_dir, f"Predict.input={DEMO_IMAGES}")  # a second run rewrites the same files
+    assert sorted((out / "predict").rglob("*_res.json")) == expected
+
+
+def test_a_single_image_prints_its_json(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    image = next(iter(sorted(DEMO_IMAGES.rglob("*.jpg"))))
+    rc, result, out = run_predict(tmp_path, model_dir, f"Predict.input={image}")
+    assert rc == 0 and (out / "predict" / f"{image.stem}_res.json").is_file()
+    assert '"res": {' in capsys.readouterr().out
 
 
 def test_skip_errors_from_the_config(tmp_path: Path, model_dir: Path) -> None:
@@ -85,17 +102,20 @@ def test_unreadable_image_fails_naming_it(tmp_path: Path, model_dir: Path) -> No
     assert rc == 1 and "bad.jpg" in result["err_msg"] and "Predict.skip_errors=True" in result["err_msg"]
 
 
-def test_missing_input(tmp_path: Path, model_dir: Path) -> None:
+def test_missing_input(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture) -> None:
     rc, result, _ = run_predict(tmp_path, model_dir, "Predict.input=None")
-    assert rc == 1 and "Predict.input is not set" in result["err_msg"]
+    assert rc == 2 and result == {} and "Predict.input is not set" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("batch_size", ["0", "-2"])
-def test_batch_size_zero_or_negative(tmp_path: Path, model_dir: Path, batch_size: str) -> None:
+def test_batch_size_zero_or_negative(
+    tmp_path: Path, model_dir: Path, batch_size: str, capsys: pytest.CaptureFixture
+) -> None:
     rc, result, _ = run_predict(
         tmp_path, model_dir, f"Predict.input={DEMO_IMAGES}", f"Predict.batch_size={batch_size}"
     )
-    assert rc == 2 and "Predict.batch_size" in result["err_msg"] and "positive integer" in result["err_msg"]
+    err = capsys.readouterr().err
+    assert rc == 2 and result == {} and "Predict.batch_size" in err and "positive integer" in err
 
 
 def test_missing_model_dir(tmp_path: Path) -> None:
