@@ -124,10 +124,10 @@ def test_missing_weight_file(tmp_path, dataset):
     assert "Evaluate.weight_path" in result["err_msg"] and "not found" in result["err_msg"]
 
 
-def test_weight_path_not_set(tmp_path, dataset):
-    rc, result = evaluate(tmp_path, dataset, "null")
-    assert rc == 1 and result["err_type"] == "ConfigError"
-    assert "Evaluate.weight_path is not set" in result["err_msg"]
+def test_weight_path_not_set(tmp_path, dataset, capsys):
+    with pytest.raises(FileNotFoundError):  # a usage error: exit 2 and no result file
+        evaluate(tmp_path, dataset, "null")
+    assert "Evaluate.weight_path is not set" in capsys.readouterr().err
 
 
 def test_weight_file_that_is_not_a_checkpoint(tmp_path, dataset):

@@ -121,13 +121,10 @@ def test_export_mode_writes_a_loadable_folder(tmp_path: Path) -> None:
     assert res.feature.shape == (512,)
 
 
-def test_export_without_weight_path(tmp_path: Path) -> None:
-    rc, result = run_export(tmp_path, "Export.weight_path=None")
-    assert (
-        rc != 0
-        and result["err_type"] == "ConfigError"
-        and "Export.weight_path is not set" in result["err_msg"]
-    )
+def test_export_without_weight_path(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(FileNotFoundError):  # a usage error: exit 2 and no result file
+        run_export(tmp_path, "Export.weight_path=None")
+    assert "Export.weight_path is not set" in capsys.readouterr().err
 
 
 def test_export_with_missing_weights_file(tmp_path: Path) -> None:
