@@ -113,7 +113,10 @@ SCHEMA: dict[str, Any] = {
                 help="null: the fastest installed backend",
             ),
             "precision": Field(
-                str, default="fp32", choices=("fp32", "bf16", "fp16"), help="bf16: CPUs that have it"
+                str,
+                default="fp32",
+                choices=("fp32", "bf16", "fp16", "auto"),
+                help="auto: bf16 where AMX makes it faster, else fp32",
             ),
             "num_threads": Field(int, default=None, nullable=True, help="null: Predict.cpu_threads"),
             "cache_dir": Field(
@@ -124,6 +127,8 @@ SCHEMA: dict[str, Any] = {
         "cpu_threads": Field(int, default=None, nullable=True, help="null: every core"),
         "url_timeout": Field(float, default=10.0, help="seconds for a whole http(s) download"),
         "max_image_bytes": Field(int, default=64 * 1024 * 1024, help="largest http(s) image accepted"),
-        "save_json": Field(bool, default=True, help="write {Global.output}/predict/<relative path>_res.json files"),
+        "save_json": Field(
+            bool, default=True, help="write {Global.output}/predict/<relative path>_res.json files"
+        ),
     },
 }

@@ -6,6 +6,7 @@ the missing-package errors are tested by hiding the packages, so they run everyw
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -363,3 +364,30 @@ def test_predict_mode_conflicting_run_mode_and_backend(tiny_model_dir: Path, tmp
         "Predict.hpi_config.backend=onnxruntime",
     )
     assert rc == 1 and "run_mode='openvino' but Predict.hpi_config.backend='onnxruntime'" in result["err_msg"]
+
+
+@pytest.mark.parametrize(
+    "flags, slower, auto",
+    [
+        ({"avx512f", "avx512_bf16"}, True, "fp32"),  # AVX512_BF16 without AMX: bf16 slower, never chosen
+        ({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, False, "bf16"),
+        ({"avx2"}, False, "fp32"),
+    ],
+    ids=["avx512bf16-no-amx", "amx", "no-bf16"],
+)
+def test_bf16_without_amx_is_logged_and_never_chosen(
+    monkeypatch: pytest.MonkeyPatch, toolkit_log, tiny_model_dir: Path, flags: set, slower: bool, auto: str
+) -> None:
+    from paddlex_feat.inference.backends import create_runner, parse_hpi_config
+
+    monkeypatch.setattr(backends_base, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(backends_base, "is_installed", lambda module: True)  # auto needs OpenVINO
+    assert parse_hpi_config({"precision": "auto"}).precision == auto
+    assert parse_hpi_config({}).precision == "fp32"  # unset stays fp32, as in PaddleX
+    program, params = tiny_model_dir / "inference.json", tiny_model_dir / "inference.pdiparams"
+    # this machine may lack OpenVINO or a bf16 CPU: the warning comes before either is needed
+    with contextlib.suppress(BackendUnavailableError, ImportError):
+        create_runner(
+            tiny_model_dir, program, params, "cpu", 1, True, {"backend": "openvino", "precision": "bf16"}
+        )
+    assert ("AVX512_BF16 but no AMX, so bf16 is likely slower than fp32" in toolkit_log()) == slower

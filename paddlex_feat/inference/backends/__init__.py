@@ -16,6 +16,9 @@ from .base import (
     PIP_EXTRA,
     BackendUnavailableError,
     ModelRunner,
+    auto_precision,
+    bf16_slower_reason,
+    cpu_has_amx_bf16,
     cpu_has_bf16,
     import_optional,
     is_installed,
@@ -34,6 +37,9 @@ __all__ = [
     "ModelRunner",
     "PaddleRunner",
     "choose_backend",
+    "auto_precision",
+    "bf16_slower_reason",
+    "cpu_has_amx_bf16",
     "cpu_has_bf16",
     "create_runner",
     "parse_hpi_config",
@@ -96,6 +102,8 @@ def create_runner(
             f"hpi_config.precision={hpi.precision!r} is not available with the {backend!r} backend, which runs "
             f"fp32 here; use hpi_config={{'backend': 'openvino', 'precision': {hpi.precision!r}}}."
         )
+    if hpi.precision == "bf16" and not device.startswith("gpu") and (reason_slow := bf16_slower_reason()):
+        logger.warning(f"hpi_config.precision='bf16': {reason_slow}")
     threads = hpi.num_threads or num_threads
     logger.info(f"High-performance inference: backend {backend} ({reason}), precision {hpi.precision}")
     if backend == "paddle":

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ...utils.errors import ConfigError
+from . import base
 
 BACKENDS = ("openvino", "onnxruntime", "paddle")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -43,9 +44,11 @@ def parse_hpi_config(raw: dict[str, Any] | HpiConfig | None, key: str = "hpi_con
             "unset to pick the fastest installed backend."
         )
     precision = raw.get("precision") or "fp32"
+    if precision == "auto":  # bf16 only where it is fast (AMX) and OpenVINO can run it
+        precision = base.auto_precision() if base.is_installed("openvino") else "fp32"
     if precision not in PRECISIONS:
         raise ConfigError(
-            f"{key}.precision={precision!r} is not supported; use one of {', '.join(PRECISIONS)}."
+            f"{key}.precision={precision!r} is not supported; use one of {', '.join(PRECISIONS)} or 'auto'."
         )
     threads = raw.get("num_threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
