@@ -1,8 +1,9 @@
 """Training checkpoints in PaddleX's layout: ``{output}/{tag}/{tag}.pdparams|.pdopt|.pdstates``,
 and the one reader of a trained model: :class:`TrainedCheckpoint`.
 
-Every file is written to a temp name and renamed, and ``.pdstates`` (which says the checkpoint
-is complete) is renamed last, so a kill at any moment leaves the previous checkpoint loadable.
+A checkpoint folder is written as a new folder and swapped in with renames (files and folders
+synced), so a kill at any moment leaves the old or the new checkpoint, never a mix; ``.pdstates``
+records the hashes of the other two files, and resume checks them (:func:`verify_checkpoint`).
 
 Training writes a run's facts (model name, class count, input size, label map, pre-processing,
 training config) into ``.pdstates``; evaluate, export, resume and index building read them
@@ -29,16 +30,18 @@ from ..models import build_model, get_model_info
 from ..models.weights import load_state, require_loaded, resolve_checkpoint
 from ..utils.download import is_url
 from ..utils.errors import ConfigError, ModelError, PaddlexFeatError
-from ..utils.io import atomic_target
+from ..utils.io import atomic_write_text, staged_folder
 from ..utils.logger import logger
 from ..utils.safe_load import safe_load
 
 SUFFIXES = ("pdparams", "pdopt", "pdstates")
 
 
-def _atomic_paddle_save(obj: Any, path: Path) -> None:
-    with atomic_target(path) as tmp:
-        paddle.save(obj, str(tmp))
+def _save_synced(obj: Any, path: Path) -> None:
+    """paddle.save, then fsync: the folder swap below must only ever rename complete files in."""
+    paddle.save(obj, str(path))
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
 
 
 def save_checkpoint(
@@ -47,32 +50,83 @@ def save_checkpoint(
     model: paddle.nn.Layer,
     optimizer: paddle.optimizer.Optimizer,
     states: dict,
+    config_text: str | None = None,
 ) -> dict[str, str]:
-    """Save model, optimiser and training state under ``{output}/{tag}/``; returns the paths."""
-    folder = Path(output) / tag
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {suffix: folder / f"{tag}.{suffix}" for suffix in SUFFIXES}
-    _atomic_paddle_save(model.state_dict(), paths["pdparams"])
-    _atomic_paddle_save(portable_optimizer_state(model, optimizer), paths["pdopt"])
-    _atomic_paddle_save(states, paths["pdstates"])  # last: a complete .pdstates marks a complete checkpoint
-    return {k: str(v) for k, v in paths.items()}
+    """Save model, optimiser and training state as ``{output}/{tag}/`` (one unit); returns the paths.
+
+    ``.pdstates`` records the sha256 of the ``.pdparams`` and ``.pdopt`` beside it, so a reader can
+    tell that the three files belong together (:func:`verify_checkpoint`).
+    """
+    with staged_folder(Path(output), tag) as staged:
+        files = {suffix: staged / f"{tag}.{suffix}" for suffix in SUFFIXES}
+        _save_synced(model.state_dict(), files["pdparams"])
+        _save_synced(portable_optimizer_state(model, optimizer), files["pdopt"])
+        sums = {suffix: _sha256(files[suffix]) for suffix in ("pdparams", "pdopt")}
+        _save_synced({**states, "files_sha256": sums}, files["pdstates"])
+        if config_text is not None:
+            atomic_write_text(staged / "config.yaml", config_text)
+    return {suffix: str(Path(output) / tag / f"{tag}.{suffix}") for suffix in SUFFIXES}
 
 
 def copy_checkpoint(output: str | os.PathLike, source_tag: str, tag: str) -> None:
-    """Give ``{output}/{source_tag}``'s checkpoint files a second name ``{output}/{tag}`` without re-serialising.
+    """Give ``{output}/{source_tag}``'s checkpoint a second name ``{output}/{tag}`` without re-serialising.
 
-    A hard link where the file system allows it (no extra disk), else a copy; each file is replaced
-    atomically, so the old ``tag`` stays whole until its new files are in place.
+    Hard links where the file system allows them (no extra disk), else copies, in a new folder
+    that replaces ``{tag}/`` as one unit (its ``inference/`` too: the export writes a new one).
     """
-    src, dst = Path(output) / source_tag, Path(output) / tag
-    dst.mkdir(parents=True, exist_ok=True)
-    for suffix in SUFFIXES:
-        with atomic_target(dst / f"{tag}.{suffix}") as tmp:
-            tmp.unlink()
+    src = Path(output) / source_tag
+    with staged_folder(Path(output), tag) as staged:
+        for name in [f"{source_tag}.{suffix}" for suffix in SUFFIXES] + ["config.yaml"]:
+            if not (src / name).exists():
+                continue
+            target = staged / name.replace(source_tag, tag, 1)
             try:
-                os.link(src / f"{source_tag}.{suffix}", tmp)
+                os.link(src / name, target)
             except OSError:  # no hard links here (another device, some network file systems)
-                shutil.copyfile(src / f"{source_tag}.{suffix}", tmp)
+                shutil.copyfile(src / name, target)
+                with open(target, "rb+") as f:
+                    os.fsync(f.fileno())
+
+
+def verify_checkpoint(facts: TrainedFacts) -> None:
+    """Refuse a checkpoint whose .pdparams/.pdopt are not the ones its .pdstates was written with.
+
+    Such a mixed set comes from a kill while an older version replaced the files one by one;
+    resuming from it would silently continue from another state. The message names the newest
+    ``epoch_N/`` beside it whose files do belong together.
+    """
+    sums = facts.states.get("files_sha256")
+    if not sums:  # written before the hashes were recorded: nothing to compare
+        logger.info(f"{facts.prefix}.pdstates records no file hashes (an older checkpoint); not verified.")
+        return
+    wrong = [s for s in ("pdparams", "pdopt") if _sha256(facts.prefix.with_suffix(f".{s}")) != sums.get(s)]
+    if not wrong:
+        return
+    good = last_good_epoch(facts.weights.parent.parent)
+    hint = (
+        f"The newest complete checkpoint is {good}/: resume with -o {RESUME_KEY}={good}."
+        if good
+        else "No epoch_N/ folder beside it is complete; start the run again."
+    )
+    raise PaddlexFeatError(
+        f"{RESUME_KEY}: {facts.weights.parent} is a mixed checkpoint: its {', '.join('.' + s for s in wrong)} "
+        f"file(s) are not the ones its .pdstates (epoch {facts.states.get('epoch')}) was saved with, probably "
+        f"because a run was killed while replacing them. {hint}"
+    )
+
+
+def last_good_epoch(output: Path) -> Path | None:
+    """The newest ``{output}/epoch_N`` whose three files belong together, or None."""
+    folders = [p for p in output.glob("epoch_*") if p.is_dir() and p.name[6:].isdigit()]
+    for folder in sorted(folders, key=lambda p: int(p.name[6:]), reverse=True):
+        prefix = folder / folder.name
+        try:
+            sums = safe_load(prefix.with_suffix(".pdstates")).get("files_sha256") or {}
+            if all(_sha256(prefix.with_suffix(f".{s}")) == sums.get(s) for s in ("pdparams", "pdopt")):
+                return folder
+        except (OSError, ModelError, AttributeError):
+            continue
+    return None
 
 
 def _rename_keys(state: dict, mapping: dict[str, str]) -> dict:

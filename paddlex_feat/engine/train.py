@@ -30,7 +30,7 @@ from ..data.train_data import TrainDataset, build_label_dict, check_num_classes
 from ..models import build_model, get_model_info
 from ..utils.device import gpu_count, parse_device, set_device
 from ..utils.errors import DatasetError, PaddlexFeatError
-from ..utils.io import atomic_write_json, atomic_write_text
+from ..utils.io import atomic_write_json, atomic_write_text, staged_folder
 from ..utils.logger import logger, progress
 from .checkpoint import (
     RESUME_KEY,
@@ -41,6 +41,7 @@ from .checkpoint import (
     read_weights,
     restore_optimizer_state,
     save_checkpoint,
+    verify_checkpoint,
 )
 from .export import export_inference
 from .losses import arcmargin_cross_entropy, smoothed_cross_entropy, triplet_angular_margin_loss
@@ -444,14 +445,13 @@ class SaveHook(Hook):
             state["saved_epochs"].append({"epoch": epoch, "score": score})
         if improved:
             tags.append("best_model")
-        # serialise once; the other tags are links to (or copies of) the same files
-        save_checkpoint(run.output, tags[0], run.model, run.optimizer, _checkpoint_states(run, score))
+        # serialise once; the other tags are links to (or copies of) the same files. Each folder is
+        # replaced as one unit, with config.yaml next to the weights as PaddleX writes it.
+        config_text = (run.output / "config.yaml").read_text()
+        states = _checkpoint_states(run, score)
+        save_checkpoint(run.output, tags[0], run.model, run.optimizer, states, config_text=config_text)
         for tag in tags[1:]:
             copy_checkpoint(run.output, tags[0], tag)
-        # config.yaml next to the weights, as PaddleX writes it (our readers use the .pdstates facts)
-        config_text = (run.output / "config.yaml").read_text()
-        for tag in tags:
-            atomic_write_text(run.output / tag / "config.yaml", config_text)
 
 
 def _checkpoint_states(run: TrainRun, score: float | None) -> dict:
@@ -486,9 +486,8 @@ class ExportBestHook(Hook):
         # a clone with the same weights, so the model in training (and its static graph) is untouched
         clone = build_model(run.model_name, run.data.num_classes)
         clone.set_state_dict(run.model.state_dict())
-        export_inference(
-            clone, run.model_name, run.output / "best_model" / "inference", input_size=run.input_size
-        )
+        with staged_folder(run.output / "best_model", "inference") as staged:  # replaced as one unit
+            export_inference(clone, run.model_name, staged, input_size=run.input_size)
 
 
 class ResultHook(Hook):
@@ -551,6 +550,7 @@ def _resume(path: str, run: TrainRun) -> dict:
             f"{facts.num_classes} classes, but this run trains {model_name} with {num_classes}. "
             "Resume with the same Global.model and data, or start with Train.pretrain_weight_path."
         )
+    verify_checkpoint(facts)
     params = read_weights(facts, RESUME_KEY)
     own = model.state_dict()
     bad = [k for k, v in params.items() if k in own and list(v.shape) != list(own[k].shape)]

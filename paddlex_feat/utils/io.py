@@ -122,3 +122,34 @@ def backup_once(path: str | os.PathLike) -> Path | None:
             raise OSError(f"the backup copy of {path} does not match it after writing; nothing was changed")
         shutil.copystat(path, tmp)
     return bak
+
+
+@contextmanager
+def staged_folder(output: str | os.PathLike, tag: str) -> Iterator[Path]:
+    """A new folder to fill, swapped in for ``{output}/{tag}`` as one unit when the block succeeds.
+
+    The old folder is renamed aside, the new one renamed in, then the old one removed: at every
+    moment ``{tag}/`` is either the whole old folder or the whole new one (or, for the instant
+    between the two renames, absent), never a mix of the two.
+    """
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(dir=output, prefix=f".{tag}.", suffix=".tmp"))
+    try:
+        yield staged
+        os.chmod(staged, 0o777 & ~_umask())  # mkdtemp makes 0700
+        fsync_dir(staged)
+        final, old = output / tag, output / f".{tag}.old"
+        if old.exists() and not final.exists():  # a kill between the two renames of an earlier swap
+            os.rename(old, final)
+        if old.exists():
+            shutil.rmtree(old)
+        if final.exists():
+            os.rename(final, old)
+        os.rename(staged, final)
+        fsync_dir(output)
+        if old.exists():
+            shutil.rmtree(old)
+    finally:
+        if staged.exists():
+            shutil.rmtree(staged, ignore_errors=True)

@@ -202,3 +202,104 @@ def test_export_result_names_the_resolved_weights(tmp_path: Path) -> None:
     assert main([*args, "-o", f"Export.weight_path={tmp_path / 'run'}"]) == 0
     result = json.loads((out / "export_result.json").read_text())
     assert result["weight_path"] == str(tmp_path / "run" / "best_model" / "best_model.pdparams")
+
+
+# --- a checkpoint folder is replaced as one unit, and resume refuses a mixed one
+
+
+class _Killed(BaseException):
+    """Stands for a kill: not an Exception, so nothing in the code under test handles it."""
+
+
+def _tiny_training(seed: int):
+    paddle.seed(seed)
+    model = paddle.nn.Linear(4, 3)
+    optimizer = paddle.optimizer.Momentum(0.1, parameters=model.parameters())
+    model(paddle.randn([2, 4])).mean().backward()
+    optimizer.step()
+    return model, optimizer
+
+
+def _checkpoint_epoch(folder: Path, tag: str | None = None) -> int | None:
+    """The epoch of a checkpoint folder whose three files belong together; None if they do not."""
+    from paddlex_feat.engine.checkpoint import _sha256
+    from paddlex_feat.utils.safe_load import safe_load
+
+    prefix = folder / (tag or folder.name)
+    states = safe_load(prefix.with_suffix(".pdstates"))
+    sums = states["files_sha256"]
+    if all(_sha256(prefix.with_suffix(f".{s}")) == sums[s] for s in ("pdparams", "pdopt")):
+        return states["epoch"]
+    return None
+
+
+def test_a_kill_at_any_point_of_a_save_leaves_the_old_or_the_new_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import shutil
+
+    from paddlex_feat.engine import checkpoint as ckpt
+    from paddlex_feat.utils import io as io_module
+
+    states = {"model_name": "PP-ShiTuV2_rec", "num_classes": 3}
+    ckpt.save_checkpoint(tmp_path, "epoch_1", *_tiny_training(1), {**states, "epoch": 1})
+    ckpt.copy_checkpoint(tmp_path, "epoch_1", "latest")
+    real = {"rename": os.rename, "link": os.link, "save": ckpt.paddle.save, "rmtree": shutil.rmtree}
+    kill_at, outcomes = 1, set()
+    while True:
+        calls = {"n": 0, "kill_at": kill_at}
+
+        def counting(name: str, calls: dict = calls):
+            def call(*args, **kwargs):
+                calls["n"] += 1
+                if calls["n"] == calls["kill_at"]:
+                    raise _Killed(name)
+                return real[name](*args, **kwargs)
+
+            return call
+
+        for name, target in [("rename", os), ("link", os), ("save", ckpt.paddle)]:
+            monkeypatch.setattr(target, name, counting(name))
+        monkeypatch.setattr(io_module.shutil, "rmtree", lambda *a, **k: None)  # a kill cleans nothing up
+        try:
+            ckpt.save_checkpoint(tmp_path, "epoch_2", *_tiny_training(2), {**states, "epoch": 2})
+            ckpt.copy_checkpoint(tmp_path, "epoch_2", "latest")
+            killed = False
+        except _Killed:
+            killed = True
+        monkeypatch.undo()
+        latest = tmp_path / "latest"
+        if latest.exists():  # absent only for the instant between two renames (the old one is aside)
+            outcomes.add(_checkpoint_epoch(latest))
+        else:
+            assert _checkpoint_epoch(tmp_path / ".latest.old", "latest") == 1
+        if not killed:
+            break
+        for leftover in [*tmp_path.glob(".*"), tmp_path / "epoch_2"]:  # start the next try from epoch 1
+            real["rmtree"](leftover, ignore_errors=True)
+        if not latest.exists() or _checkpoint_epoch(latest) == 2:
+            ckpt.copy_checkpoint(tmp_path, "epoch_1", "latest")
+        kill_at += 1
+    assert outcomes == {1, 2} and kill_at > 5  # killed at every step, never a mix (None)
+
+
+def test_resume_refuses_a_mixed_checkpoint_naming_the_last_good_epoch(tmp_path: Path) -> None:
+    import shutil
+
+    from paddlex_feat.engine import checkpoint as ckpt
+    from paddlex_feat.engine.checkpoint import RESUME_KEY, read_facts, verify_checkpoint
+    from paddlex_feat.utils.errors import PaddlexFeatError
+
+    states = {"model_name": "PP-ShiTuV2_rec", "num_classes": 3}
+    for epoch in (1, 2):
+        ckpt.save_checkpoint(tmp_path, f"epoch_{epoch}", *_tiny_training(epoch), {**states, "epoch": epoch})
+    ckpt.copy_checkpoint(tmp_path, "epoch_1", "latest")
+    # what a kill left when files were replaced one by one: .pdparams of epoch 2, the rest of epoch 1
+    shutil.copy(tmp_path / "epoch_2" / "epoch_2.pdparams", tmp_path / "latest" / "latest.pdparams")
+    facts = read_facts(tmp_path / "latest", None, RESUME_KEY)
+    with pytest.raises(PaddlexFeatError) as err:
+        verify_checkpoint(facts)
+    message = str(err.value)
+    assert "latest is a mixed checkpoint: its .pdparams file(s)" in message and "(epoch 1)" in message
+    assert f"-o Train.resume_path={tmp_path / 'epoch_2'}" in message
