@@ -16,6 +16,7 @@ from .engine import get_runner
 from .utils.errors import PaddlexFeatError, UsageError
 from .utils.io import atomic_write_json
 from .utils.logger import add_file_handler, logger, setup_logging
+from .utils.run_lock import OutputLockedError, output_lock
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +110,11 @@ def run_config(cfg: dict) -> int:
     mode, output = cfg["Global"]["mode"], cfg["Global"]["output"]
     try:
         os.makedirs(output, exist_ok=True)
-        file_handler = add_file_handler(Path(output) / f"{mode}.log")
+        with output_lock(output, mode):  # before the log file: a second run must not touch the folder
+            return _run_in_folder(cfg, mode, output)
+    except OutputLockedError as err:
+        logger.error(f"{mode} failed: {err}")
+        return 1
     except OSError as e:
         if e.filename is None:
             e.filename = output
@@ -121,6 +126,11 @@ def run_config(cfg: dict) -> int:
                 "Choose a writable folder with -o Global.output=PATH."
             )
         return 1
+
+
+def _run_in_folder(cfg: dict, mode: str, output: str) -> int:
+    """Run the mode with its log file in ``output`` (locked by the caller)."""
+    file_handler = add_file_handler(Path(output) / f"{mode}.log")
     try:
         result = get_runner(mode)(cfg)
         atomic_write_json(result_path(output, mode), result)
