@@ -308,6 +308,7 @@ def _check_values(cfg: dict) -> None:
         "Train.log_interval",
         "Train.eval_interval",
         "Train.save_interval",
+        "Train.keep_checkpoints",
         "Evaluate.batch_size",
         "Evaluate.log_interval",
         "Predict.batch_size",

@@ -69,6 +69,9 @@ SCHEMA: dict[str, Any] = {
         "log_interval": Field(int, default=1),
         "eval_interval": Field(int, default=1),
         "save_interval": Field(int, default=1),
+        "keep_checkpoints": Field(
+            int, default=5, help="epoch_N/ folders kept (besides latest/ and best_model/)"
+        ),
         "dy2st": Field(bool, default=False),
         "amp": Field(bool, default=False),
         "input_size": Field(int, default=None, nullable=True, help="null: the model's 224"),

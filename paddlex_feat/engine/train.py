@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from ..data.train_data import TrainDataset, build_label_dict, check_num_classes
 from ..models import build_model, get_model_info
 from ..utils.device import gpu_count, parse_device, set_device
 from ..utils.errors import DatasetError, PaddlexFeatError
-from ..utils.io import atomic_write_json, atomic_write_text, staged_folder
+from ..utils.io import atomic_target, atomic_write_json, atomic_write_text, staged_folder
 from ..utils.logger import logger, progress
 from .checkpoint import (
     RESUME_KEY,
@@ -48,7 +49,7 @@ from .losses import arcmargin_cross_entropy, smoothed_cross_entropy, triplet_ang
 from .optim import build_optimizer, build_schedule
 
 MAX_UNREADABLE_FRACTION = 0.01
-KEEP_LAST = 5
+KEEP_LAST = 5  # train_result.json's last_1..last_5, as in PaddleX
 
 
 def run(cfg: dict) -> dict:
@@ -190,18 +191,30 @@ def prepare_run(cfg: dict) -> TrainRun:
         scaler=paddle.amp.GradScaler(init_loss_scaling=1024) if amp else None,
     )  # fmt: skip
     if t["resume_path"]:
-        run.state = _resume(t["resume_path"], run)
+        run.state, source_run = _resume(t["resume_path"], run)
         logger.info(
             f"Resumed from {t['resume_path']} after epoch {run.state['epoch']} (step {run.state['global_step']})."
         )
+        if run.is_main:
+            _carry_metrics(run, source_run)
     if run.is_main:
         _write_run_files(run)
     logger.info(
         f"Training {run.model_name} on {device} x{world}: {len(data.train_entries)} images, "
-        f"{data.num_classes} classes, input {input_size}, batch {data.sampler.batch_size}, "
+        f"{data.num_classes} classes, input {input_size}, batch {_batch_text(t['batch_size'], data, world, device)}, "
         f"{len(data.sampler)} iterations/epoch, {run.epochs} epochs."
     )
     return run
+
+
+def _batch_text(asked: int, data: TrainData, world: int, device: str) -> str:
+    """The batch as the user set it, and each process's share: "64 (32 per process x 2)"."""
+    share = data.sampler.batch_size
+    if world == 1:
+        return str(share)
+    if device.startswith("gpu"):  # Train.batch_size is per card, as in PaddleX
+        return f"{share * world} ({share} per card x {world})"
+    return f"{asked} ({share} per process x {world})"
 
 
 def _start_process(cfg: dict) -> tuple[str, int, int]:
@@ -452,6 +465,17 @@ class SaveHook(Hook):
         save_checkpoint(run.output, tags[0], run.model, run.optimizer, states, config_text=config_text)
         for tag in tags[1:]:
             copy_checkpoint(run.output, tags[0], tag)
+        _drop_old_epochs(run)
+
+
+def _drop_old_epochs(run: TrainRun) -> None:
+    """Keep the last Train.keep_checkpoints epoch_N/ folders (latest/ and best_model/ are their own files)."""
+    keep = run.cfg["Train"]["keep_checkpoints"]
+    for item in run.state["saved_epochs"][:-keep]:
+        folder = run.output / f"epoch_{item['epoch']}"
+        if folder.is_dir():
+            shutil.rmtree(folder)
+            logger.info(f"Removed {folder} (Train.keep_checkpoints={keep} keeps the last {keep}).")
 
 
 def _checkpoint_states(run: TrainRun, score: float | None) -> dict:
@@ -491,10 +515,19 @@ class ExportBestHook(Hook):
 
 
 class ResultHook(Hook):
-    """train_result.json after every epoch, so a killed run still lists what it saved."""
+    """train_result.json after every epoch, so a killed run still lists what it saved; a closing line."""
 
     def after_epoch(self, run: TrainRun, record: dict) -> None:
         atomic_write_json(run.output / "train_result.json", train_result(run, done=False))
+
+    def after_train(self, run: TrainRun) -> None:
+        best = run.state["best_epoch"]
+        metrics = next((r.get("metrics") for r in run.state["history"] if r["epoch"] == best), None)
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) if metrics else "not evaluated"
+        logger.info(
+            f"Done. Best epoch {best} of {run.epochs} ({scores}); the model is in {run.output / 'best_model'}/ "
+            f"(weights best_model.pdparams; for predict: -o Predict.model_dir={run.output / 'best_model' / 'inference'})."
+        )
 
 
 class PlotHook(Hook):
@@ -517,7 +550,7 @@ def train_result(run: TrainRun, done: bool) -> dict:
         return {"score": score, **files, **(inference if tag == "best_model" else {})}
 
     state = run.state
-    saved = state["saved_epochs"][-KEEP_LAST:][::-1]
+    saved = state["saved_epochs"][-min(KEEP_LAST, run.cfg["Train"]["keep_checkpoints"]) :][::-1]
     models = {f"last_{i}": {} for i in range(1, KEEP_LAST + 1)}
     for i, item in enumerate(saved, start=1):
         models[f"last_{i}"] = entry(f"epoch_{item['epoch']}", item["score"])
@@ -540,7 +573,7 @@ def train_result(run: TrainRun, done: bool) -> dict:
 # --- resume, files, processes
 
 
-def _resume(path: str, run: TrainRun) -> dict:
+def _resume(path: str, run: TrainRun) -> tuple[dict, Path]:
     """Restore model, optimiser (with its schedule) and loop state; a mismatch is a clear error."""
     facts = read_facts(path, None, RESUME_KEY)
     model_name, num_classes, model = run.model_name, run.data.num_classes, run.model
@@ -563,10 +596,30 @@ def _resume(path: str, run: TrainRun) -> dict:
     model.set_state_dict(params)
     restore_optimizer_state(model, run.optimizer, read_optimizer_state(facts))
     states = facts.states
-    return {k: states[k] for k in ("epoch", "global_step", "best_score", "best_epoch")} | {
+    state = {k: states[k] for k in ("epoch", "global_step", "best_score", "best_epoch")} | {
         "history": list(states.get("history", [])),
         "saved_epochs": list(states.get("saved_epochs", [])),
     }
+    return state, facts.weights.parent.parent  # the run folder the checkpoint was saved in
+
+
+def _carry_metrics(run: TrainRun, source_run: Path) -> None:
+    """metrics.jsonl as it was at the checkpoint: one row per step and per epoch up to it.
+
+    Rows logged after the checkpoint (the killed epoch's steps) are dropped, since the resumed run
+    logs those steps again; resuming into a new folder starts from the old run's rows.
+    """
+    target = run.output / "metrics.jsonl"
+    source = target if target.is_file() else source_run / "metrics.jsonl"
+    rows = (
+        [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+        if source.is_file()
+        else []
+    )
+    step, epoch = run.state["global_step"], run.state["epoch"]
+    kept = [r for r in rows if (r["step"] <= step if r.get("type") == "step" else r.get("epoch", 0) <= epoch)]
+    run.output.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
@@ -575,32 +628,93 @@ def _append_jsonl(path: Path, record: dict) -> None:
 
 
 def _plot_curves(metrics_path: Path, png_path: Path) -> None:
-    """training_curves.png: loss, learning rate and recall@1 per epoch."""
+    """training_curves.png: loss and learning rate per step, and recall@1/@5 and mAP per evaluation.
+
+    The x axis is in epochs (integer ticks, a dashed line at each epoch's end); each step sits at
+    its fraction of its epoch, so runs of any length read alike. The loss is drawn raw (faint) and
+    smoothed; a run with one evaluation shows its points on a 0-1 axis over every epoch.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    epochs = [r for r in map(json.loads, metrics_path.read_text().splitlines()) if r["type"] == "epoch"]
-    # after a resume, the last record of each epoch wins
-    by_epoch = {r["epoch"]: r for r in epochs}
-    xs = sorted(by_epoch)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(xs, [by_epoch[e]["loss"] for e in xs], marker="o")
+    if not metrics_path.is_file():
+        logger.info(f"No {metrics_path}: no training curves to plot.")
+        return
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    series = curve_series(rows)
+    xs, losses, lrs, last_epoch = series["x"], series["loss"], series["lr"], series["last_epoch"]
+    epochs, evals = series["epochs"], series["evals"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    axes[0].plot(xs, losses, color="tab:blue", alpha=0.25, lw=0.8, label="per step")
+    axes[0].plot(xs, _smoothed(losses), color="tab:blue", lw=1.8, label="smoothed")
     axes[0].set_title("training loss")
-    axes[1].plot(xs, [by_epoch[e]["lr"] for e in xs], marker="o", color="tab:orange")
-    axes[1].set_title("learning rate (end of epoch)")
-    evals = [e for e in xs if "metrics" in by_epoch[e]]
-    axes[2].plot(evals, [by_epoch[e]["metrics"]["recall1"] for e in evals], marker="o", color="tab:green")
-    axes[2].set_title("recall@1")
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[1].plot(xs, lrs, color="tab:orange")
+    axes[1].set_title("learning rate")
+    for key, label, colour in (
+        ("recall1", "recall@1", "tab:green"),
+        ("recall5", "recall@5", "tab:olive"),
+        ("mAP", "mAP", "tab:purple"),
+    ):  # noqa: E501
+        points = [(e, epochs[e]["metrics"][key]) for e in evals if key in epochs[e]["metrics"]]
+        if points:
+            axes[2].plot(*zip(*points), marker="o", color=colour, label=label)
+            for e, v in points[-1:]:
+                axes[2].annotate(f"{v:.3f}", (e, v), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    axes[2].set_ylim(0, 1)
+    axes[2].set_title("retrieval on gallery/query" if evals else "no evaluation (no gallery/query)")
+    if evals:
+        axes[2].legend(loc="upper left", fontsize=8)
     for ax in axes:
+        ax.set_xlim(0 if ax is not axes[2] else 0.5, last_epoch + (0 if ax is not axes[2] else 0.5))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
+        if ax is not axes[2]:
+            for e in range(1, last_epoch):
+                ax.axvline(e, color="grey", lw=0.6, ls="--")
     fig.tight_layout()
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_target(png_path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, png_path)
+
+
+def curve_series(rows: list[dict]) -> dict:
+    """What the curves plot, from metrics.jsonl rows: each step at epoch - 1 + k/n, the evaluated epochs.
+
+    After a resume the last row of a step (or an epoch) wins, so nothing is drawn twice.
+    """
+    steps = {r["step"]: r for r in rows if r.get("type") == "step"}
+    epochs = {r["epoch"]: r for r in rows if r.get("type") == "epoch"}
+    per_epoch: dict[int, list[dict]] = {}
+    for r in sorted(steps.values(), key=lambda r: r["step"]):
+        per_epoch.setdefault(r["epoch"], []).append(r)
+    xs, losses, lrs = [], [], []
+    for epoch, items in sorted(per_epoch.items()):
+        for k, r in enumerate(items, start=1):
+            xs.append(epoch - 1 + k / len(items))
+            losses.append(r["loss"])
+            lrs.append(r["lr"])
+    return {
+        "x": xs,
+        "loss": losses,
+        "lr": lrs,
+        "epochs": epochs,
+        "evals": sorted(e for e, r in epochs.items() if r.get("metrics")),
+        "last_epoch": max([*epochs, *per_epoch, 1]),
+    }
+
+
+def _smoothed(values: list[float], weight: float = 0.9) -> list[float]:
+    """Exponential moving average with bias correction, so the first steps are not pulled to 0."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values, start=1):
+        avg = weight * avg + (1 - weight) * v
+        out.append(avg / (1 - weight**i))
+    return out
 
 
 def _setup_worker_logging(output: Path, rank: int) -> None:

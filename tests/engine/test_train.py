@@ -202,7 +202,11 @@ def test_nan_loss_stops_with_epoch_and_step(
 
 
 def _fails(dataset: Path, output: Path, *overrides: str) -> dict:
-    assert train_cli(dataset, output, *overrides) != 0
+    rc = train_cli(dataset, output, *overrides)
+    assert rc != 0
+    if not (output / "train_result.json").exists():  # a usage error: exit 2, the result file untouched
+        assert rc == 2
+        return {"err_msg": (output / "train.log").read_text()}
     return json.loads((output / "train_result.json").read_text())
 
 
@@ -283,7 +287,7 @@ def test_two_cpu_processes_train_data_parallel(tmp_path: Path) -> None:
     result = json.loads((output / "train_result.json").read_text())
     assert result["done_flag"] is True and (output / result["models"]["best"]["pdparams"]).is_file()
     log = (output / "train.log").read_text()
-    assert "cpu x2" in log and "batch 4" in log  # the batch of 8 is split between the two processes
+    assert "cpu x2" in log and "batch 8 (4 per process x 2)" in log  # the batch of 8 split in two
 
 
 def test_without_eval_lists_best_is_the_last_epoch(tmp_path: Path) -> None:
@@ -406,3 +410,91 @@ def test_query_classes_never_in_gallery_train_without_evaluation(tmp_path: Path,
     result = json.loads((output / "train_result.json").read_text())
     assert result["done_flag"] and result["models"]["best"]["pdparams"] == "best_model/best_model.pdparams"
     assert (output / "best_model" / "best_model.pdparams").is_file()
+
+
+def _steps_of(output: Path) -> list[int]:
+    rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    return [r["step"] for r in rows if r["type"] == "step"]
+
+
+def test_resume_after_a_kill_mid_epoch_keeps_one_row_per_step(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset, straight = trained
+    output = tmp_path / "killed"
+    original, calls = train_module._train_step, {"epoch2": 0}
+
+    def dies_after_a_step_of_epoch_2(run, *args):
+        if run.state["epoch"] == 1:  # epoch 2 is running
+            calls["epoch2"] += 1
+            if calls["epoch2"] == 2:
+                raise KeyboardInterrupt("killed")
+        return original(run, *args)
+
+    monkeypatch.setattr(train_module, "_train_step", dies_after_a_step_of_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_cli(dataset, output)
+    monkeypatch.setattr(train_module, "_train_step", original)
+    assert train_cli(dataset, output, f"Train.resume_path={output}") == 0
+    assert _steps_of(output) == _steps_of(straight)  # 1..N once each, the killed epoch's steps not twice
+
+
+def test_resume_of_a_finished_run_into_a_new_folder(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    dataset, straight = trained
+    new = tmp_path / "new"
+    assert train_cli(dataset, new, f"Train.resume_path={straight / 'latest'}") == 0
+    assert _steps_of(new) == _steps_of(straight) and (new / "training_curves.png").is_file()
+
+
+def test_keep_checkpoints_keeps_the_last_n_epoch_folders(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "d")
+    output = tmp_path / "o"
+    assert (
+        train_cli(
+            dataset, output, "Train.epochs_iters=3", "Train.keep_checkpoints=2", "Train.eval_interval=3"
+        )
+        == 0
+    )
+    assert sorted(p.name for p in output.glob("epoch_*")) == ["epoch_2", "epoch_3"]
+    models = json.loads((output / "train_result.json").read_text())["models"]
+    assert [models[f"last_{i}"].get("pdparams") for i in (1, 2, 3)] == [
+        "epoch_3/epoch_3.pdparams",
+        "epoch_2/epoch_2.pdparams",
+        None,
+    ]
+    assert (output / "latest" / "latest.pdparams").is_file() and (
+        output / "best_model" / "best_model.pdparams"
+    ).is_file()
+
+
+def test_log_says_the_batch_asked_for_and_closes_with_the_best_epoch(trained: tuple[Path, Path]) -> None:
+    _, output = trained
+    log = (output / "train.log").read_text()
+    assert "input 32, batch 8, " in log
+    result = json.loads((output / "train_result.json").read_text())
+    closing = [line for line in log.splitlines() if "Done. Best epoch" in line]
+    assert len(closing) == 1 and f"Best epoch {result['best_epoch']} of 2 (recall1 " in closing[0]
+    assert str(output / "best_model") in closing[0]
+
+    class Data:
+        class sampler:  # noqa: N801 - stands for the sampler of one process
+            batch_size = 32
+
+    assert train_module._batch_text(64, Data, 2, "cpu") == "64 (32 per process x 2)"
+    assert train_module._batch_text(32, Data, 4, "gpu:0") == "128 (32 per card x 4)"
+
+
+def test_curves_plot_every_step_at_its_epoch_fraction_and_every_metric(tmp_path: Path) -> None:
+    rows = [
+        {"type": "step", "epoch": e, "step": 4 * (e - 1) + k, "loss": 5.0 - k, "lr": 0.1}
+        for e in (1, 2, 3)
+        for k in (1, 2, 3, 4)
+    ]
+    rows.append(rows[5])  # a step logged twice (before a kill and after the resume)
+    rows.append({"type": "epoch", "epoch": 3, "metrics": {"recall1": 0.2, "recall5": 0.4, "mAP": 0.3}})
+    series = train_module.curve_series(rows)
+    assert series["x"] == [e - 1 + k / 4 for e in (1, 2, 3) for k in (1, 2, 3, 4)]  # 12 steps, not 3 points
+    assert series["evals"] == [3] and series["last_epoch"] == 3
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    train_module._plot_curves(tmp_path / "metrics.jsonl", tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
