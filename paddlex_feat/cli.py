@@ -17,6 +17,7 @@ from .utils.errors import PaddlexFeatError, UsageError
 from .utils.io import atomic_write_json
 from .utils.logger import add_file_handler, logger, setup_logging
 from .utils.run_lock import OutputLockedError, output_lock
+from .utils.signals import Terminated, sigterm_as_interrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +106,17 @@ def _report_failure(cfg: dict, mode: str, err: Exception) -> None:
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
 
 
+def _interrupted_line(mode: str, output: str, err: KeyboardInterrupt) -> str:
+    """What a stopped run says: which signal, and for train the override that resumes it."""
+    what = "Stopped by SIGTERM" if isinstance(err, Terminated) else "Interrupted (Ctrl-C)"
+    latest = Path(output) / "latest" / "latest.pdparams"
+    if mode != "train":
+        return f"{what}: {mode} did not finish; run it again."
+    if latest.is_file():
+        return f"{what}. Resume from the last saved epoch with -o Train.resume_path={latest}"
+    return f"{what} before the first epoch was saved; run it again to start over."
+
+
 def run_config(cfg: dict) -> int:
     """Run one mode for a loaded config and write its result file; returns the exit code."""
     mode, output = cfg["Global"]["mode"], cfg["Global"]["output"]
@@ -132,10 +144,15 @@ def _run_in_folder(cfg: dict, mode: str, output: str) -> int:
     """Run the mode with its log file in ``output`` (locked by the caller)."""
     file_handler = add_file_handler(Path(output) / f"{mode}.log")
     try:
-        result = get_runner(mode)(cfg)
+        with sigterm_as_interrupt():
+            result = get_runner(mode)(cfg)
         atomic_write_json(result_path(output, mode), result)
         logger.info(f"Wrote {result_path(output, mode)}")
         return 0 if result.get("done_flag", True) else 1
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (Terminated): one line, no traceback
+        _write_failure(output, mode, err)
+        logger.error(_interrupted_line(mode, output, err))
+        return getattr(err, "exit_code", 130)
     except UsageError as err:  # nothing ran: the result files stay as they are
         logger.error(f"{mode}: {err}")
         return err.exit_code

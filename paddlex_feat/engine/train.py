@@ -33,6 +33,7 @@ from ..utils.device import gpu_count, parse_device, set_device
 from ..utils.errors import DatasetError, PaddlexFeatError
 from ..utils.io import atomic_target, atomic_write_json, atomic_write_text, staged_folder
 from ..utils.logger import logger, progress
+from ..utils.signals import die_with_parent, worker_init_for
 from .checkpoint import (
     RESUME_KEY,
     copy_checkpoint,
@@ -223,6 +224,7 @@ def _start_process(cfg: dict) -> tuple[str, int, int]:
     rank, world = paddle.distributed.get_rank(), paddle.distributed.get_world_size()
     if world == 1:
         return set_device(g["device"]), rank, world
+    die_with_parent()  # a spawned training process must not outlive a killed launcher
     _setup_worker_logging(Path(g["output"]), rank)
     device = "cpu" if g["device"] == "cpu" else f"gpu:{paddle.distributed.ParallelEnv().dev_id}"
     paddle.set_device(device)
@@ -278,7 +280,11 @@ def train_one_epoch(run: TrainRun, epoch: int) -> dict:
     data.dataset.set_epoch(epoch)
     workers = t["num_workers"]
     loader = paddle.io.DataLoader(
-        data.dataset, batch_sampler=data.sampler, num_workers=workers, use_shared_memory=workers > 0
+        data.dataset,
+        batch_sampler=data.sampler,
+        num_workers=workers,
+        use_shared_memory=workers > 0,
+        worker_init_fn=worker_init_for(os.getpid()) if workers > 0 else None,  # no orphans after a kill
     )
     run.model.train()
     loss_fn = recipe_loss(run.model_name)

@@ -145,8 +145,7 @@ def test_resume_matches_uninterrupted_training(
         return original(run, epoch)
 
     monkeypatch.setattr(train_module, "train_one_epoch", dies_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        train_cli(dataset, interrupted)
+    assert train_cli(dataset, interrupted) == 130  # Ctrl-C: one line naming the resume override, exit 130
     monkeypatch.setattr(train_module, "train_one_epoch", original)
     assert not (interrupted / "epoch_2").exists()
     assert (
@@ -176,8 +175,7 @@ def test_resume_with_save_interval_lists_only_saved_epochs(
         return original(run, epoch)
 
     monkeypatch.setattr(train_module, "train_one_epoch", dies_in_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
-        train_cli(dataset, output, *extra)
+    assert train_cli(dataset, output, *extra) == 130  # Ctrl-C: one line naming the resume override, exit 130
     monkeypatch.setattr(train_module, "train_one_epoch", original)
     assert (
         train_cli(dataset, output, *extra, f"Train.resume_path={output / 'latest' / 'latest.pdparams'}") == 0
@@ -432,8 +430,7 @@ def test_resume_after_a_kill_mid_epoch_keeps_one_row_per_step(
         return original(run, *args)
 
     monkeypatch.setattr(train_module, "_train_step", dies_after_a_step_of_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        train_cli(dataset, output)
+    assert train_cli(dataset, output) == 130  # Ctrl-C: one line naming the resume override, exit 130
     monkeypatch.setattr(train_module, "_train_step", original)
     assert train_cli(dataset, output, f"Train.resume_path={output}") == 0
     assert _steps_of(output) == _steps_of(straight)  # 1..N once each, the killed epoch's steps not twice
@@ -498,3 +495,23 @@ def test_curves_plot_every_step_at_its_epoch_fraction_and_every_metric(tmp_path:
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     train_module._plot_curves(tmp_path / "metrics.jsonl", tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ctrl_c_says_how_to_resume_in_one_line(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    dataset, _ = trained
+    original = train_module.train_one_epoch
+
+    def interrupted_in_epoch_2(run: train_module.TrainRun, epoch: int) -> dict:
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(run, epoch)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupted_in_epoch_2)
+    output = tmp_path / "o"
+    assert train_cli(dataset, output) == 130
+    err = capsys.readouterr().err
+    latest = output / "latest" / "latest.pdparams"
+    assert f"Interrupted (Ctrl-C). Resume from the last saved epoch with -o Train.resume_path={latest}" in err
+    assert "Traceback" not in err
