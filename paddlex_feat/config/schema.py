@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("check_dataset", "train", "evaluate", "export", "predict")
+HPI_BACKENDS = ("openvino", "onnxruntime", "paddle")  # use_hpip backends; hpi_config checks against these
+PRECISIONS = ("fp32", "bf16", "fp16")  # what high-performance inference may compute in
 MODEL_NAMES = (
     "PP-ShiTuV2_rec",
     "PP-ShiTuV2_rec_CLIP_vit_base",
@@ -109,12 +111,10 @@ SCHEMA: dict[str, Any] = {
                 str,
                 default=None,
                 nullable=True,
-                choices=("openvino", "onnxruntime", "paddle"),
+                choices=HPI_BACKENDS,
                 help="null: the fastest installed backend",
             ),
-            "precision": Field(
-                str, default="fp32", choices=("fp32", "bf16", "fp16"), help="bf16: CPUs that have it"
-            ),
+            "precision": Field(str, default="fp32", choices=PRECISIONS, help="bf16: CPUs that have it"),
             "num_threads": Field(int, default=None, nullable=True, help="null: Predict.cpu_threads"),
             "cache_dir": Field(
                 str, default=None, nullable=True, help="ONNX cache for read-only model folders"
