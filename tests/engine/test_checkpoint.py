@@ -202,3 +202,20 @@ def test_export_result_names_the_resolved_weights(tmp_path: Path) -> None:
     assert main([*args, "-o", f"Export.weight_path={tmp_path / 'run'}"]) == 0
     result = json.loads((out / "export_result.json").read_text())
     assert result["weight_path"] == str(tmp_path / "run" / "best_model" / "best_model.pdparams")
+
+
+def test_copied_checkpoint_is_identical_and_independent_of_later_saves(tmp_path) -> None:
+    # latest/ and best_model/ are second names for the epoch's files: same bytes, and saving the
+    # next epoch over the source must leave the copy as it was
+    from paddlex_feat.engine.checkpoint import SUFFIXES, copy_checkpoint, save_checkpoint
+
+    model = paddle.nn.Linear(3, 2)
+    optimizer = paddle.optimizer.Momentum(parameters=model.parameters())
+    save_checkpoint(tmp_path, "epoch_1", model, optimizer, {"epoch": 1})
+    copy_checkpoint(tmp_path, "epoch_1", "latest")
+    first = {s: (tmp_path / "latest" / f"latest.{s}").read_bytes() for s in SUFFIXES}
+    assert first == {s: (tmp_path / "epoch_1" / f"epoch_1.{s}").read_bytes() for s in SUFFIXES}
+    with paddle.no_grad():
+        model.weight.set_value(model.weight + 1.0)
+    save_checkpoint(tmp_path, "epoch_1", model, optimizer, {"epoch": 2})
+    assert {s: (tmp_path / "latest" / f"latest.{s}").read_bytes() for s in SUFFIXES} == first
