@@ -95,7 +95,9 @@ SCHEMA: dict[str, Any] = {
     "Export": {
         "weight_path": Field(str, default=None, nullable=True),
         "save_dir": Field(str, default=None, nullable=True, help="null: Global.output, as PaddleX"),
-        "input_size": Field(int, default=None, nullable=True, help="null: the model's 224"),
+        "input_size": Field(
+            int, default=None, nullable=True, help="null: the checkpoint's training size (224 without one)"
+        ),
     },
     "Predict": {
         "batch_size": Field(int, default=1),
