@@ -25,6 +25,7 @@ from paddlex_feat.engine.checkpoint import (
 from paddlex_feat.engine.optim import build_optimizer, build_schedule
 from paddlex_feat.inference.spec import load_inference_spec
 from paddlex_feat.models import build_model
+from paddlex_feat.utils.errors import ModelError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "modules" / "image_feature" / "PP-ShiTuV2_rec.yaml"
@@ -176,6 +177,16 @@ def test_config_is_found_next_to_the_weights_before_one_folder_up(tmp_path: Path
     assert find_train_config(weights) == (tmp_path / "run" / "config.yaml").resolve()
     (weights.parent / "config.yaml").touch()
     assert find_train_config(weights) == (weights.parent / "config.yaml").resolve()
+
+
+def test_a_folder_that_is_no_checkpoint_or_run_names_what_it_accepts(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match=r"Export.weight_path: .*empty is a folder without empty.pdparams or "
+                       r"best_model/best_model.pdparams\. Give a .pdparams file, its checkpoint folder"):  # fmt: skip
+        read_facts(tmp_path / "empty", cli_config(), "Export.weight_path")
+    paddle.save({"w": paddle.zeros([1])}, str(tmp_path / "empty" / "other.pdparams"))
+    with pytest.raises(ModelError, match="it holds other.pdparams: point at one of them"):
+        read_facts(tmp_path / "empty", None, RESUME_KEY)
 
 
 def test_resume_needs_the_pdstates(tmp_path: Path) -> None:
