@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import paddle
@@ -322,7 +322,10 @@ class TrainingForward(paddle.nn.Layer):
         return features, self.model.logits(features, label)
 
 
-def recipe_loss(model_name: str):
+LossFn = Callable[[paddle.Tensor, paddle.Tensor, paddle.Tensor], paddle.Tensor]  # (features, logits, labels)
+
+
+def recipe_loss(model_name: str) -> LossFn:
     """The recipe's loss of (features, logits, labels), as the model table names it.
 
     ``arcmargin`` (CLIP) trains on the margin logits alone; ``ce_triplet`` (FC head) adds the triplet loss.
@@ -334,7 +337,7 @@ def recipe_loss(model_name: str):
     )
 
 
-def _train_step(run: TrainRun, loss_fn, x: paddle.Tensor, labels: paddle.Tensor) -> float:
+def _train_step(run: TrainRun, loss_fn: LossFn, x: paddle.Tensor, labels: paddle.Tensor) -> float:
     """Forward, backward and optimiser step on one batch (with the AMP scaler on GPUs); returns the loss."""
     with paddle.amp.auto_cast(enable=run.scaler is not None):
         loss = loss_fn(*run.step_model(x, labels), labels)
