@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("check_dataset", "train", "evaluate", "export", "predict")
+HPI_BACKENDS = ("openvino", "onnxruntime", "paddle")  # use_hpip backends; hpi_config checks against these
+PRECISIONS = ("fp32", "bf16", "fp16")  # what high-performance inference may compute in
 MODEL_NAMES = (
     "PP-ShiTuV2_rec",
     "PP-ShiTuV2_rec_CLIP_vit_base",
@@ -96,7 +98,9 @@ SCHEMA: dict[str, Any] = {
     "Export": {
         "weight_path": Field(str, default=None, nullable=True),
         "save_dir": Field(str, default=None, nullable=True, help="null: Global.output, as PaddleX"),
-        "input_size": Field(int, default=None, nullable=True, help="null: the model's 224"),
+        "input_size": Field(
+            int, default=None, nullable=True, help="null: the checkpoint's training size (224 without one)"
+        ),
     },
     "Predict": {
         "batch_size": Field(int, default=1),
@@ -112,13 +116,13 @@ SCHEMA: dict[str, Any] = {
                 str,
                 default=None,
                 nullable=True,
-                choices=("openvino", "onnxruntime", "paddle"),
+                choices=HPI_BACKENDS,
                 help="null: the fastest installed backend",
             ),
             "precision": Field(
                 str,
                 default="fp32",
-                choices=("fp32", "bf16", "fp16", "auto"),
+                choices=(*PRECISIONS, "auto"),
                 help="auto: bf16 where AMX makes it faster, else fp32",
             ),
             "num_threads": Field(int, default=None, nullable=True, help="null: Predict.cpu_threads"),

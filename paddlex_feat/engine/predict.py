@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ..inference.predictor import check_batch_size
+from ..utils.checks import check_batch_size
 from ..utils.errors import ConfigError, NotImplementedYetError
 from ..utils.logger import logger, progress
 

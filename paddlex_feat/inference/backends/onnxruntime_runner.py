@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...utils.device import parse_device
+from ...utils.device import CPU, Device
 from ...utils.logger import logger
 from .base import import_optional
 
@@ -26,7 +26,7 @@ class OnnxRuntimeRunner:
     backend = "onnxruntime"
     precision = "fp32"
 
-    def __init__(self, onnx_path: Path, num_threads: int, device: str = "cpu") -> None:
+    def __init__(self, onnx_path: Path, num_threads: int, device: Device = CPU) -> None:
         ort = import_optional("onnxruntime", "The 'onnxruntime' backend")
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(num_threads)
@@ -36,9 +36,9 @@ class OnnxRuntimeRunner:
         # idle workers that spin steal the core the decode threads and the caller need (2-core p90: 12.4 -> 8.4 ms)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = [CPU_PROVIDER]
-        if device.startswith("gpu"):
+        if device.is_gpu:
             if CUDA_PROVIDER in ort.get_available_providers():
-                providers = [(CUDA_PROVIDER, {"device_id": parse_device(device)[1][0]}), CPU_PROVIDER]
+                providers = [(CUDA_PROVIDER, {"device_id": device.gpu_id}), CPU_PROVIDER]
             else:
                 logger.warning(
                     f"device={device} but this ONNX Runtime has no CUDA provider (install onnxruntime-gpu); "
