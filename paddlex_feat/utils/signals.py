@@ -12,7 +12,7 @@ import ctypes
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -60,10 +60,14 @@ def die_with_parent(parent_pid: int | None = None) -> None:
         os._exit(1)
 
 
-def worker_init_for(parent_pid: int) -> Callable[[int], None]:
-    """A DataLoader ``worker_init_fn`` making each worker die with the process that started it."""
+class worker_init_for:  # noqa: N801 - used like a function: worker_init_fn=worker_init_for(pid)
+    """A DataLoader ``worker_init_fn`` making each worker die with the process that started it.
 
-    def init(worker_id: int) -> None:
-        die_with_parent(parent_pid)
+    A class, not a closure: Paddle pickles it into the workers of spawned training processes.
+    """
 
-    return init
+    def __init__(self, parent_pid: int) -> None:
+        self.parent_pid = parent_pid
+
+    def __call__(self, worker_id: int) -> None:
+        die_with_parent(self.parent_pid)

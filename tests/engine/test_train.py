@@ -282,7 +282,11 @@ def test_corrupt_images_under_the_limit_are_replaced_and_counted(
 def test_two_cpu_processes_train_data_parallel(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "d")
     output = tmp_path / "o"
-    assert train_cli(dataset, output, "Train.cpu_processes=2", "Train.epochs_iters=1") == 0
+    # with loader workers: their worker_init_fn must be picklable into the spawned processes
+    assert (
+        train_cli(dataset, output, "Train.cpu_processes=2", "Train.epochs_iters=1", "Train.num_workers=1")
+        == 0
+    )
     result = json.loads((output / "train_result.json").read_text())
     assert result["done_flag"] is True and (output / result["models"]["best"]["pdparams"]).is_file()
     log = (output / "train.log").read_text()
