@@ -83,8 +83,10 @@ def run_check(tmp_path: Path) -> Callable[..., tuple[int, dict]]:
                 *[arg for o in overrides for arg in ("-o", o)],
             ]
         )
-        result = json.loads((output / "check_dataset_result.json").read_text(encoding="utf-8"))
-        return rc, result
+        result_file = output / "check_dataset_result.json"
+        if not result_file.exists():  # a usage error (exit 2) writes no result: hand back the log
+            return rc, {"log": (output / "check_dataset.log").read_text(encoding="utf-8")}
+        return rc, json.loads(result_file.read_text(encoding="utf-8"))
 
     return run
 

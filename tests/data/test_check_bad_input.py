@@ -15,6 +15,13 @@ def small_lists(**overrides: list[str] | str | None) -> dict:
     return lists
 
 
+def assert_usage_error(rc: int, result: dict, *fragments: str) -> None:
+    """Exit 2, no result file written (nothing ran), every fragment in the log."""
+    assert rc == 2 and set(result) == {"log"}
+    for fragment in fragments:
+        assert fragment in result["log"], (fragment, result["log"])
+
+
 def assert_failed(rc: int, result: dict, *fragments: str) -> None:
     """Exit 1, done_flag/check_pass false, every fragment in the message, the first in the errors."""
     assert rc == 1
@@ -154,7 +161,7 @@ def test_bad_split_percents_change_nothing(run_check, make_dataset, disk_snapsho
         "CheckDataset.split.enable=True",
         *[f"CheckDataset.split.{k}={'null' if v is None else v}" for k, v in zip(keys, percents)],
     )
-    assert_failed(rc, result, fragment)
+    assert_usage_error(rc, result, fragment)
     assert disk_snapshot(root) == before  # no .bak, no rewritten list
 
 
@@ -184,7 +191,7 @@ def test_convert_from_unsupported_type(run_check, make_dataset, disk_snapshot):
     rc, result = run_check(
         root, "CheckDataset.convert.enable=True", "CheckDataset.convert.src_dataset_type=COCO"
     )
-    assert_failed(rc, result, "src_dataset_type='COCO' is not supported", "Supported: LabelMe")
+    assert_usage_error(rc, result, "src_dataset_type='COCO' is not supported", "Supported: LabelMe")
     assert disk_snapshot(root) == before
 
 

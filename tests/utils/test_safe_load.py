@@ -105,6 +105,7 @@ def test_our_checkpoint_round_trips(tmp_path: Path) -> None:
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(params[key], value.numpy())
     assert opt_state["LR_Scheduler"] == opt.state_dict()["LR_Scheduler"]
+    assert loaded_states.pop("files_sha256").keys() == {"pdparams", "pdopt"}  # for verify_checkpoint
     assert loaded_states == states
     opt2 = paddle.optimizer.Momentum(
         paddle.optimizer.lr.CosineAnnealingDecay(0.1, 10), parameters=model.parameters()
