@@ -30,6 +30,7 @@ class ItemRecord:
     label: str
     path: str | None = None  # None for an image given as an array
     content_hash: str | None = None  # sha256 of the file bytes (arrays: of their pixels and shape)
+    file_stat: str | None = None  # 'size:mtime_ns' when hashed: sync re-reads only files whose stat changed
 
     def to_json(self) -> dict[str, Any]:
         """The items.jsonl line (as a dict)."""
@@ -38,7 +39,13 @@ class ItemRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ItemRecord:
         """An ItemRecord from an items.jsonl line (as a dict); KeyError/TypeError on a bad one."""
-        return cls(int(data["id"]), str(data["label"]), data.get("path"), data.get("content_hash"))
+        return cls(
+            int(data["id"]),
+            str(data["label"]),
+            data.get("path"),
+            data.get("content_hash"),
+            data.get("file_stat"),
+        )
 
 
 @dataclass
