@@ -94,6 +94,20 @@ SCHEMA: dict[str, Any] = {
         "weight_path": Field(str, default=None, nullable=True),
         "save_dir": Field(str, default=None, nullable=True, help="null: Global.output, as PaddleX"),
         "input_size": Field(int, default=None, nullable=True, help="null: the model's 224"),
+        # int8: post-training quantization into inference.int8.onnx beside the fp32 files (engine/quantize.py)
+        "precision": Field(
+            str, default="fp32", choices=("fp32", "int8"), help="int8: also write a checked int8 model"
+        ),
+        "calibration": Field(
+            str, default=None, nullable=True, help="list file or image folder; null: the dataset's train.txt"
+        ),
+        "calibration_size": Field(
+            int, default=300, help="images sampled (seeded, across classes) to calibrate"
+        ),
+        "max_recall_drop": Field(float, default=0.01, help="largest recall@1 loss (absolute) int8 may cost"),
+        "allow_accuracy_drop": Field(
+            bool, default=False, help="write the int8 model even past max_recall_drop"
+        ),
     },
     "Predict": {
         "batch_size": Field(int, default=1),
@@ -113,7 +127,10 @@ SCHEMA: dict[str, Any] = {
                 help="null: the fastest installed backend",
             ),
             "precision": Field(
-                str, default="fp32", choices=("fp32", "bf16", "fp16"), help="bf16: CPUs that have it"
+                str,
+                default="fp32",
+                choices=("fp32", "bf16", "fp16", "int8"),  # backends/config.py PRECISIONS (a test ties them)
+                help="bf16: CPUs that have it; int8: the folder's inference.int8.onnx (Export.precision=int8)",
             ),
             "num_threads": Field(int, default=None, nullable=True, help="null: Predict.cpu_threads"),
             "cache_dir": Field(

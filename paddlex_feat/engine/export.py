@@ -24,6 +24,7 @@ from ..models.weights import checkpoint_file, load_weights, require_loaded
 from ..utils.errors import ModelError
 from ..utils.io import atomic_write_text
 from ..utils.logger import logger
+from . import quantize
 from .checkpoint import saved_num_classes
 
 WEIGHT_KEY = "Export.weight_path"
@@ -114,6 +115,7 @@ def run(cfg: dict) -> dict[str, Any]:
     model_name = cfg["Global"]["model"]
     export_cfg = cfg["Export"]
     weight_path = checkpoint_file(export_cfg["weight_path"], WEIGHT_KEY)
+    int8_plan = quantize.check_int8_request(cfg) if export_cfg["precision"] == "int8" else None
     # the head is not part of the exported program: its size only has to let the weights load
     num_classes = saved_num_classes(weight_path) or cfg["Train"]["num_classes"] or 1
     model = build_model(model_name, num_classes)
@@ -121,10 +123,16 @@ def run(cfg: dict) -> dict[str, Any]:
     require_loaded(report, WEIGHT_KEY, model_name, allow_missing_head=True)
     save_dir = export_cfg.get("save_dir") or cfg["Global"]["output"]
     files = export_inference(model, model_name, save_dir, input_size=export_cfg.get("input_size"))
-    return {
+    result = {
         "done_flag": True,
         "model_name": model_name,
         "weight_path": str(weight_path),
         "save_dir": str(save_dir),
         **files,
     }
+    if int8_plan is not None:  # Export.precision=int8: a checked int8 model beside the fp32 files
+        program, params = Path(files["pdmodel"]), Path(files["pdiparams"])
+        result["int8"] = quantize.export_int8(
+            cfg, int8_plan, Path(save_dir), program, params, str(weight_path)
+        )
+    return result

@@ -9,7 +9,8 @@ from typing import Any
 from ...utils.errors import ConfigError
 
 BACKENDS = ("openvino", "onnxruntime", "paddle")
-PRECISIONS = ("fp32", "bf16", "fp16")
+# int8: the QDQ model written by Export.precision=int8 (inference.int8.onnx), never made at run time
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 KEYS = ("backend", "precision", "num_threads", "cache_dir")
 
 
