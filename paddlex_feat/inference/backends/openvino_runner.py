@@ -44,7 +44,7 @@ class OpenVINORunner:
         self._compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", config)
         in_use = self._compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # e.g. "f32"
         logger.info(
-            f"OpenVINO {ov.get_version().split('-')[0]} on CPU: INFERENCE_PRECISION_HINT={in_use} "
+            f"OpenVINO {ov.get_version().split('-')[0]} on CPU: precision {precision}, INFERENCE_PRECISION_HINT={in_use} "
             f"(asked {_HINTS[precision]}), {num_threads} threads"
         )
         self.precision = precision
