@@ -7,7 +7,7 @@ For each model (random init, exported at 224) every column runs in its own worke
   best, which is what ``use_hpip=True`` picks;
 * high-performance mode, bf16 (OpenVINO), where the CPU has native bf16;
 * with ``--paddlex``: PaddleX 3.7.2's normal mode on the same PP-ShiTuV2_rec folder, from
-  /work/ref_venv, with the same thread count (``PADDLE_PDX_CPU_NUM_THREADS``), and for information
+  the reference python (``--ref-python``, default ``.venv-ref/bin/python``), with the same thread count (``PADDLE_PDX_CPU_NUM_THREADS``), and for information
   also as it ships (10 CPU threads);
 * on a machine with an NVIDIA GPU and a CUDA build of Paddle, the GPU columns: Paddle Inference,
   Paddle + TensorRT (fp32, when Paddle was built with TensorRT) and ONNX Runtime's CUDA provider
@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from paths import ref_python, require_ref_python
 
 ROOT = Path(__file__).resolve().parents[1]
-REF_PYTHON = Path("/work/ref_venv/bin/python")
 DEMO_IMAGES = ROOT / "dataset" / "demo" / "images"
 MODELS = ("PP-ShiTuV2_rec", "PP-ShiTuV2_rec_CLIP_vit_base", "PP-ShiTuV2_rec_CLIP_vit_large")
 SHITU = "PP-ShiTuV2_rec"
@@ -201,8 +201,11 @@ def columns(model_name: str, folder: Path, args: argparse.Namespace, bf16: bool)
     ours = {**base, "impl": "ours", "root": str(ROOT), "precision": "fp32"}
     cols: dict[str, tuple] = {}
     if args.paddlex and model_name == SHITU:
-        cols["paddlex"] = (REF_PYTHON, {**base, "impl": "paddlex"})
-        cols["paddlex_default"] = (REF_PYTHON, {**base, "impl": "paddlex", "paddlex_default_threads": True})
+        cols["paddlex"] = (Path(args.ref_python), {**base, "impl": "paddlex"})
+        cols["paddlex_default"] = (
+            Path(args.ref_python),
+            {**base, "impl": "paddlex", "paddlex_default_threads": True},
+        )
     cols["normal"] = (Path(sys.executable), {**ours, "backend": "normal"})
     for backend in ("openvino", "onnxruntime"):
         if is_installed(backend):
@@ -405,6 +408,7 @@ def main() -> int:
     parser.add_argument(
         "--paddlex", action="store_true", help="add PaddleX 3.7.2's normal mode (PP-ShiTuV2_rec)"
     )
+    parser.add_argument("--ref-python", default=str(ref_python()), help="env REF_PYTHON")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--rounds", type=int, default=10, help="round-robin rounds")
     parser.add_argument("--block", type=int, default=5, help="back-to-back runs per column per round")
@@ -417,8 +421,8 @@ def main() -> int:
 
     from paddlex_feat.inference.backends import cpu_has_bf16
 
-    if args.paddlex and not REF_PYTHON.is_file():
-        raise SystemExit(f"--paddlex needs PaddleX 3.7.2 at {REF_PYTHON}")
+    if args.paddlex:
+        require_ref_python(args.ref_python)
     bf16 = cpu_has_bf16() and not args.no_bf16
     args.gpu = gpu_support()
     if args.gpu is not None:

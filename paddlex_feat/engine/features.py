@@ -111,9 +111,9 @@ class FeatureExtractor:
             elif self.mode == "static":
                 spec = paddle.static.InputSpec([None, 3, self.size, self.size], "float32", name="x")
                 static = paddle.jit.to_static(self.model.forward, input_spec=[spec], full_graph=True)
-                self._forward = lambda images: _as_feature_array(static(images))
+                self._forward = lambda images: _check_features(static(images).numpy())
             else:
-                self._forward = lambda images: _as_feature_array(self.model(images))
+                self._forward = lambda images: _check_features(self.model(images).numpy())
         return self._forward
 
 
@@ -162,15 +162,6 @@ def _onednn_for_static(enabled: bool) -> Iterator[None]:
         yield
     finally:
         paddle.set_flags(previous)
-
-
-def _as_feature_array(output: paddle.Tensor | dict) -> np.ndarray:
-    """The [B, D] feature of a model output: the tensor itself or its ``features`` entry."""
-    if isinstance(output, dict):
-        if "features" not in output:
-            raise ModelError(f"the model returned a dict without 'features' (keys: {sorted(output)})")
-        output = output["features"]
-    return _check_features(output.numpy())
 
 
 def _check_features(array: np.ndarray) -> np.ndarray:

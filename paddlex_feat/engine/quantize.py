@@ -182,7 +182,7 @@ def export_int8(
     start = time.perf_counter()
     calib = load_calibration(plan, spec)
     export = cfg["Export"]
-    model_name = cfg["Global"]["model"]
+    model_name = spec.model_name or cfg["Global"]["model"]  # the exported folder's own name
     attempts: list[Attempt] = []
     check = AccuracyCheck(cfg, spec, fp32_onnx, calib)
     try:
@@ -216,7 +216,7 @@ def export_int8(
             logger.warning(
                 f"Writing the int8 model anyway (Export.allow_accuracy_drop=True): recall@1 drop {best.drop:.4f}"
             )
-        meta = _metadata(cfg, plan, calib, best, program, params, weight_path, calib_s)
+        meta = _metadata(cfg, model_name, plan, calib, best, program, params, weight_path, calib_s)
         _install(best.onnx_path, save_dir / INT8_ONNX)
         meta["onnx_sha256"] = file_sha256(save_dir / INT8_ONNX)
         atomic_write_json(save_dir / INT8_META, meta)
@@ -464,6 +464,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _metadata(
     cfg: dict,
+    model_name: str,
     plan: CalibrationPlan,
     calib: np.ndarray,
     best: Attempt,
@@ -475,7 +476,6 @@ def _metadata(
     """What ``inference.int8.json`` records (``onnx_sha256`` is added once the file is in place)."""
     from importlib.metadata import version
 
-    model_name = cfg["Global"]["model"]
     return {
         "format": 1,
         "model_name": model_name,

@@ -234,7 +234,8 @@ class PPLCNetV2ShiTu(nn.Layer):
         pretrained_url=f"{_BASE_URL}/PP-ShiTuV2_rec_pretrained.pdparams",
         # PaddleX's Train.pretrain_weight_path for this model is the full pretrained model.
         backbone_url=f"{_BASE_URL}/PP-ShiTuV2_rec_pretrained.pdparams",
-        extra={"paddleclas_arch": {"Backbone": "PPLCNetV2_base_ShiTu", "Neck": "BNNeck", "Head": "FC"}},
+        loss="ce_triplet",
+        paddleclas_arch=("PPLCNetV2_base_ShiTu", "BNNeck", "FC"),
     )
 )
 def pp_shituv2_rec(num_classes: int, feature_dim: int = 512, dropout_prob: float = 0.2) -> RecModel:

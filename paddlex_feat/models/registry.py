@@ -6,7 +6,7 @@ mean/std and feature dim from here, and nowhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..utils.errors import ModelError
@@ -28,7 +28,8 @@ class ModelInfo:
     feature_dim: int = 512
     pretrained_url: str | None = None  # full model, as PaddleX's Export.weight_path
     backbone_url: str | None = None  # what PaddleX's Train.pretrain_weight_path points at
-    extra: dict[str, Any] = field(default_factory=dict)
+    loss: str = "ce_triplet"  # the recipe: "ce_triplet" (FC head) or "arcmargin" (ArcMargin head alone)
+    paddleclas_arch: tuple[str, str, str] = ("", "", "")  # PaddleClas's Backbone, Neck, Head names
 
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
