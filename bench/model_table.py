@@ -44,9 +44,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from paths import ref_python, require_ref_python
+from paths import ROOT, ref_python, require_ref_python
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's package, as the workers use, even if another is installed
+
 DEMO_IMAGES = ROOT / "dataset" / "demo" / "images"
 MODELS = ("PP-ShiTuV2_rec", "PP-ShiTuV2_rec_CLIP_vit_base", "PP-ShiTuV2_rec_CLIP_vit_large")
 SHITU = "PP-ShiTuV2_rec"
