@@ -74,6 +74,7 @@ class Attempt:
 
     fp32_layers: list[dict[str, str]]
     onnx_path: Path
+    seconds: float  # NNCF's time for this try
     accuracy: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -178,47 +179,22 @@ def export_int8(
     """Quantize the exported folder, check it, write the int8 model and metadata; returns the summary."""
     save_dir = Path(save_dir)
     spec = load_inference_spec(save_dir)
+    model_name = spec.model_name or cfg["Global"]["model"]  # the exported folder's own name
     fp32_onnx = onnx_model_path(save_dir, program, params)
     start = time.perf_counter()
     calib = load_calibration(plan, spec)
-    export = cfg["Export"]
-    model_name = spec.model_name or cfg["Global"]["model"]  # the exported folder's own name
-    attempts: list[Attempt] = []
+    decode_s = time.perf_counter() - start
     check = AccuracyCheck(cfg, spec, fp32_onnx, calib)
+    attempts: list[Attempt] = []
     try:
-        for keep in ([], fp32_candidates(fp32_onnx)):
-            attempt = _quantize_attempt(fp32_onnx, calib, keep, save_dir, len(attempts))
-            attempts.append(attempt)
-            calib_s = time.perf_counter() - start
-            attempt.accuracy = check.measure(attempt.onnx_path)
-            if attempt.drop <= export["max_recall_drop"] or not attempt.accuracy["checked"]:
-                break
-            logger.warning(
-                f"int8 recall@1 dropped by {attempt.drop:.4f} (> Export.max_recall_drop={export['max_recall_drop']})"
-                + (f" with {_names(keep)} in fp32" if keep else "")
-                + ("; trying again with the first and last weighted layers kept in fp32" if not keep else "")
-            )
-        best = min(attempts, key=lambda a: a.drop)
-        passed = best.drop <= export["max_recall_drop"] or not best.accuracy["checked"]
-        best.accuracy.update(max_recall_drop=export["max_recall_drop"], passed=passed)
-        if not passed and not export["allow_accuracy_drop"]:
-            raise ModelError(
-                f"int8 quantization costs too much accuracy: recall@1 {best.accuracy['int8']['recall1']:.4f} vs "
-                f"{best.accuracy['fp32']['recall1']:.4f} in fp32 (drop {best.drop:.4f} > Export.max_recall_drop="
-                f"{export['max_recall_drop']}); best of {len(attempts)} tries, with "
-                f"{_names(best.fp32_layers) or 'every layer quantized'} in fp32. "
-                "No int8 model was written; the fp32 export is complete. Calibrate on more or more typical images "
-                "(Export.calibration, Export.calibration_size), or accept the loss with "
-                "-o Export.allow_accuracy_drop=True.",
-                details={"accuracy": best.accuracy, "fp32_layers": best.fp32_layers},
-            )
-        if not passed:
-            logger.warning(
-                f"Writing the int8 model anyway (Export.allow_accuracy_drop=True): recall@1 drop {best.drop:.4f}"
-            )
+        best = quantize_until_accurate(
+            fp32_onnx, calib, check, cfg["Export"]["max_recall_drop"], save_dir, attempts
+        )
+        gate(best, cfg["Export"], len(attempts))
+        calib_s = decode_s + sum(a.seconds for a in attempts)
         meta = _metadata(cfg, model_name, plan, calib, best, program, params, weight_path, calib_s)
         _install(best.onnx_path, save_dir / INT8_ONNX)
-        meta["onnx_sha256"] = file_sha256(save_dir / INT8_ONNX)
+        meta["onnx_sha256"] = file_sha256(save_dir / INT8_ONNX)  # the hash of the file as it lies there
         atomic_write_json(save_dir / INT8_META, meta)
     finally:
         for attempt in attempts:
@@ -229,6 +205,50 @@ def export_int8(
         "int8_meta": str(save_dir / INT8_META),
         **{k: meta[k] for k in ("onnx_sha256", "calibration", "fp32_layers", "accuracy")},
     }
+
+
+def quantize_until_accurate(
+    fp32_onnx: Path, calib: np.ndarray, check: AccuracyCheck, max_drop: float, save_dir: Path, attempts: list
+) -> Attempt:
+    """Quantize everything; past ``max_drop``, again with the first/last weighted layers in fp32; the better one.
+
+    ``attempts`` collects every try (its temp file is the caller's to remove).
+    """
+    for keep in ([], fp32_candidates(fp32_onnx)):
+        attempt = _quantize_attempt(fp32_onnx, calib, keep, save_dir, len(attempts))
+        attempts.append(attempt)
+        attempt.accuracy = check.measure(attempt.onnx_path)
+        if attempt.drop <= max_drop or not attempt.accuracy["checked"]:
+            break
+        logger.warning(
+            f"int8 recall@1 dropped by {attempt.drop:.4f} (> Export.max_recall_drop={max_drop})"
+            + (f" with {_names(keep)} in fp32" if keep else "")
+            + ("; trying again with the first and last weighted layers kept in fp32" if not keep else "")
+        )
+    best = min(attempts, key=lambda a: a.drop)  # ties: the first, fully quantized (fastest) one
+    passed = best.drop <= max_drop or not best.accuracy["checked"]
+    best.accuracy.update(max_recall_drop=max_drop, passed=passed)
+    return best
+
+
+def gate(best: Attempt, export: dict, tries: int) -> None:
+    """Fail export when int8 costs more recall than allowed, unless ``Export.allow_accuracy_drop``."""
+    if best.accuracy["passed"]:
+        return
+    if not export["allow_accuracy_drop"]:
+        raise ModelError(
+            f"int8 quantization costs too much accuracy: recall@1 {best.accuracy['int8']['recall1']:.4f} vs "
+            f"{best.accuracy['fp32']['recall1']:.4f} in fp32 (drop {best.drop:.4f} > Export.max_recall_drop="
+            f"{export['max_recall_drop']}); best of {tries} tries, with "
+            f"{_names(best.fp32_layers) or 'every layer quantized'} in fp32. "
+            "No int8 model was written; the fp32 export is complete. Calibrate on more or more typical images "
+            "(Export.calibration, Export.calibration_size), or accept the loss with "
+            "-o Export.allow_accuracy_drop=True.",
+            details={"accuracy": best.accuracy, "fp32_layers": best.fp32_layers},
+        )
+    logger.warning(
+        f"Writing the int8 model anyway (Export.allow_accuracy_drop=True): recall@1 drop {best.drop:.4f}"
+    )
 
 
 def load_calibration(plan: CalibrationPlan, spec: InferenceSpec) -> np.ndarray:
@@ -300,13 +320,14 @@ def _quantize_attempt(
         f"Quantizing {fp32_onnx.name} to int8 with NNCF on {len(calib)} calibration images"
         + (f", keeping {_names(keep)} in fp32" if keep else "")
     )
+    start = time.perf_counter()
     quantized = quantize_onnx(
         with_opset(onnx.load(str(fp32_onnx)), PER_CHANNEL_OPSET), calib, [k["node"] for k in keep]
     )
     target = save_dir / f".{INT8_ONNX}.attempt{n}.{os.getpid()}"
     with atomic_target(target) as tmp:
         onnx.save(quantized, str(tmp))
-    return Attempt(keep, target)
+    return Attempt(keep, target, time.perf_counter() - start)
 
 
 def with_opset(model: Any, opset: int) -> Any:
