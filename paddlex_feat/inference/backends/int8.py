@@ -105,7 +105,7 @@ def log_int8_hint(model_dir: Path, precision: str, use_hpip: bool) -> None:
     )
     logger.info(
         f"{model_dir} also holds an int8 model{measured}; it is not used (precision {precision}). "
-        f"For about twice the speed on CPUs with VNNI/AMX, pass {how} (-o Predict.hpi_config.precision=int8)."
+        f"On CPUs with VNNI/AMX it is usually faster; pass {how} (-o Predict.hpi_config.precision=int8)."
     )
 
 
