@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("check_dataset", "train", "evaluate", "export", "predict")
+HPI_BACKENDS = ("openvino", "onnxruntime", "paddle")  # use_hpip backends; hpi_config checks against these
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # what high-performance inference may compute in
+# (int8: the inference.int8.onnx that Export.precision=int8 writes, never made at run time)
 MODEL_NAMES = (
     "PP-ShiTuV2_rec",
     "PP-ShiTuV2_rec_CLIP_vit_base",
@@ -93,7 +96,9 @@ SCHEMA: dict[str, Any] = {
     "Export": {
         "weight_path": Field(str, default=None, nullable=True),
         "save_dir": Field(str, default=None, nullable=True, help="null: Global.output, as PaddleX"),
-        "input_size": Field(int, default=None, nullable=True, help="null: the model's 224"),
+        "input_size": Field(
+            int, default=None, nullable=True, help="null: the checkpoint's training size (224 without one)"
+        ),
         # int8: post-training quantization into inference.int8.onnx beside the fp32 files (engine/quantize.py)
         "precision": Field(
             str, default="fp32", choices=("fp32", "int8"), help="int8: also write a checked int8 model"
@@ -123,13 +128,13 @@ SCHEMA: dict[str, Any] = {
                 str,
                 default=None,
                 nullable=True,
-                choices=("openvino", "onnxruntime", "paddle"),
+                choices=HPI_BACKENDS,
                 help="null: the fastest installed backend",
             ),
             "precision": Field(
                 str,
                 default="fp32",
-                choices=("fp32", "bf16", "fp16", "int8"),  # backends/config.py PRECISIONS (a test ties them)
+                choices=PRECISIONS,
                 help="bf16: CPUs that have it; int8: the folder's inference.int8.onnx (Export.precision=int8)",
             ),
             "num_threads": Field(int, default=None, nullable=True, help="null: Predict.cpu_threads"),

@@ -160,6 +160,12 @@ def locate_weights(path: str | os.PathLike | None, config_key: str) -> Path:
         for folder in (given, given / run_tag):  # a checkpoint folder, or a run's output folder
             if (folder / f"{folder.name}.pdparams").is_file():
                 return folder / f"{folder.name}.pdparams"
+        found = sorted(p.name for p in given.glob("*.pdparams"))
+        raise ModelError(
+            f"{config_key}: {given} is a folder without {given.name}.pdparams or {run_tag}/{run_tag}.pdparams"
+            + (f"; it holds {', '.join(found)}: point at one of them." if found else ".")
+            + " Give a .pdparams file, its checkpoint folder, or a train run's output folder."
+        )
     if given.suffix in (".pdopt", ".pdstates"):
         given = given.with_suffix(".pdparams")
     return resolve_checkpoint(given, config_key=config_key)
@@ -175,20 +181,11 @@ def read_facts(path: str | os.PathLike, cfg: dict | None, config_key: str) -> Tr
     weights = locate_weights(path, config_key)
     states = _read_states(weights, required=config_key == RESUME_KEY, config_key=config_key)
     train_config = states.get("train_config") or _read_saved_config(weights)
-    saved_global = (train_config or {}).get("Global") or {}
-    saved_train = (train_config or {}).get("Train") or {}
-    current = cfg or {"Global": {}, "Train": {}}
-    model_name = _first(states.get("model_name"), saved_global.get("model"), current["Global"].get("model"))
+    model_name, num_classes, input_size = _saved_settings(states, train_config, cfg)
     if model_name is None:
         raise ModelError(
             f"{config_key}={path}: nothing says which model these weights are; set Global.model."
         )
-    num_classes = _first(
-        states.get("num_classes"), saved_train.get("num_classes"), current["Train"].get("num_classes"), 1
-    )
-    input_size = _first(
-        states.get("input_size"), saved_train.get("input_size"), current["Train"].get("input_size")
-    )
     if cfg is not None:
         model_name = _command_line_wins(cfg, "Global.model", model_name)
         num_classes = _command_line_wins(cfg, "Train.num_classes", num_classes)
@@ -315,6 +312,20 @@ def _read_saved_config(weights: Path) -> dict | None:
         raise ConfigError(f"{found} (found next to {weights}) is not a config mapping.")
     logger.info(f"Using the model settings of {found}")
     return saved
+
+
+def _saved_settings(states: dict, train_config: dict | None, cfg: dict | None) -> tuple[Any, Any, Any]:
+    """(model name, class count, input size), each from .pdstates, else the saved config, else ``cfg``."""
+    saved_global = (train_config or {}).get("Global") or {}
+    saved_train = (train_config or {}).get("Train") or {}
+    current = cfg or {"Global": {}, "Train": {}}
+    return (
+        _first(states.get("model_name"), saved_global.get("model"), current["Global"].get("model")),
+        _first(
+            states.get("num_classes"), saved_train.get("num_classes"), current["Train"].get("num_classes"), 1
+        ),
+        _first(states.get("input_size"), saved_train.get("input_size"), current["Train"].get("input_size")),
+    )
 
 
 def _first(*values: Any) -> Any:

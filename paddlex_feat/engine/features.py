@@ -32,8 +32,8 @@ from ..data.dataset import ImageListDataset
 from ..data.lists import ListEntry
 from ..data.transforms import eval_transform
 from ..inference.backends.paddle_runner import PaddleRunner
-from ..inference.predictor import default_cpu_threads
-from ..metrics.retrieval import l2_normalize
+from ..utils.arrays import l2_normalize
+from ..utils.device import as_device, default_cpu_threads
 from ..utils.errors import ModelError
 from ..utils.logger import logger, progress
 from .export import save_feature_program
@@ -138,7 +138,7 @@ class _InferencePredictor:
             graph = save_feature_program(model, prefix, size)
             # the predictor's own Paddle Inference runner: one oneDNN configuration for both paths
             self.runner = PaddleRunner(
-                graph, prefix.with_suffix(".pdiparams"), paddle.get_device(), default_cpu_threads()
+                graph, prefix.with_suffix(".pdiparams"), as_device(paddle.get_device()), default_cpu_threads()
             )
 
     def __call__(self, images: paddle.Tensor) -> np.ndarray:

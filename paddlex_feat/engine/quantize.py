@@ -35,15 +35,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..data.check import read_bgr
 from ..data.lists import ListEntry, format_problems, parse_list, read_list
 from ..inference.backends.base import PIP_EXTRA, import_optional, is_installed, pip_command
 from ..inference.backends.int8 import INT8_META, INT8_ONNX, export_command
 from ..inference.backends.onnx_cache import file_sha256, onnx_model_path
-from ..inference.inputs import IMAGE_EXTENSIONS
 from ..inference.spec import InferenceSpec, load_inference_spec
-from ..metrics.retrieval import l2_normalize, retrieval_metrics
+from ..metrics.retrieval import retrieval_metrics
+from ..utils.arrays import l2_normalize
+from ..utils.device import CPU, default_cpu_threads
 from ..utils.errors import ConfigError, DatasetError, ModelError
+from ..utils.image import IMAGE_EXTENSIONS, read_bgr
 from ..utils.io import atomic_target, atomic_write_json
 from ..utils.logger import logger
 
@@ -375,7 +376,7 @@ def make_runner(onnx_path: Path, precision: str, threads: int) -> Any:
         return OpenVINORunner(onnx_path, precision, threads)
     from ..inference.backends.onnxruntime_runner import OnnxRuntimeRunner
 
-    return OnnxRuntimeRunner(onnx_path, threads, "cpu", precision)
+    return OnnxRuntimeRunner(onnx_path, threads, CPU, precision)
 
 
 class AccuracyCheck:
@@ -385,8 +386,6 @@ class AccuracyCheck:
     """
 
     def __init__(self, cfg: dict, spec: InferenceSpec, fp32_onnx: Path, calib: np.ndarray) -> None:
-        from ..inference.predictor import default_cpu_threads
-
         self.threads = default_cpu_threads()
         self.spec, self.calib = spec, calib
         fp32 = make_runner(fp32_onnx, "fp32", self.threads)

@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import paddle
@@ -185,7 +185,8 @@ def prepare_run(cfg: dict) -> TrainRun:
     if world > 1:
         step_model = paddle.DataParallel(step_model)
     run = TrainRun(
-        cfg, device, rank, world, input_size, data, model, step_model, optimizer, schedule,
+        cfg=cfg, device=device, rank=rank, world=world, input_size=input_size, data=data, model=model,
+        step_model=step_model, optimizer=optimizer, schedule=schedule,
         scaler=paddle.amp.GradScaler(init_loss_scaling=1024) if amp else None,
     )  # fmt: skip
     if t["resume_path"]:
@@ -238,7 +239,10 @@ def build_train_data(cfg: dict, input_size: int, rank: int, world: int) -> Train
     cpu_parallel = world > 1 and g["device"] == "cpu"
     per_rank_batch = t["batch_size"] // world if cpu_parallel else t["batch_size"]
     sampler = PKBatchSampler(dataset.labels, per_rank_batch, seed=g["seed"], rank=rank, world_size=world)
-    return TrainData(root, entries, label_dict, num_classes, gallery, query, dataset, sampler)
+    return TrainData(
+        root=root, train_entries=entries, label_dict=label_dict, num_classes=num_classes,
+        gallery=gallery, query=query, dataset=dataset, sampler=sampler,
+    )  # fmt: skip
 
 
 def _write_run_files(run: TrainRun) -> None:
@@ -318,7 +322,10 @@ class TrainingForward(paddle.nn.Layer):
         return features, self.model.logits(features, label)
 
 
-def recipe_loss(model_name: str):
+LossFn = Callable[[paddle.Tensor, paddle.Tensor, paddle.Tensor], paddle.Tensor]  # (features, logits, labels)
+
+
+def recipe_loss(model_name: str) -> LossFn:
     """The recipe's loss of (features, logits, labels), as the model table names it.
 
     ``arcmargin`` (CLIP) trains on the margin logits alone; ``ce_triplet`` (FC head) adds the triplet loss.
@@ -330,7 +337,7 @@ def recipe_loss(model_name: str):
     )
 
 
-def _train_step(run: TrainRun, loss_fn, x: paddle.Tensor, labels: paddle.Tensor) -> float:
+def _train_step(run: TrainRun, loss_fn: LossFn, x: paddle.Tensor, labels: paddle.Tensor) -> float:
     """Forward, backward and optimiser step on one batch (with the AMP scaler on GPUs); returns the loss."""
     with paddle.amp.auto_cast(enable=run.scaler is not None):
         loss = loss_fn(*run.step_model(x, labels), labels)

@@ -20,7 +20,7 @@ from paddle import nn
 
 from .necks_heads import FC, ArcMargin
 from .rec_model import RecModel
-from .registry import _BASE_URL, ModelInfo, get_model_info, register_model
+from .registry import PRETRAINED_URL_BASE, ModelInfo, get_model_info, register_model
 
 _trunc_normal = nn.initializer.TruncatedNormal(std=0.02)
 _zeros = nn.initializer.Constant(0.0)
@@ -222,8 +222,8 @@ def _clip_info(name: str, backbone: str) -> ModelInfo:
     return ModelInfo(
         name=name,
         interpolation="bicubic",
-        pretrained_url=f"{_BASE_URL}/{name}_pretrained.pdparams",
-        backbone_url=f"{_BASE_URL}/{name}_backbone_LAION400M_pretrained.pdparams",
+        pretrained_url=f"{PRETRAINED_URL_BASE}/{name}_pretrained.pdparams",
+        backbone_url=f"{PRETRAINED_URL_BASE}/{name}_backbone_LAION400M_pretrained.pdparams",
         loss="arcmargin",
         paddleclas_arch=(backbone, "FC", "ArcMargin"),
     )

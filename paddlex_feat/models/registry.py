@@ -13,7 +13,9 @@ from ..utils.errors import ModelError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_BASE_URL = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model"
+_BUCKET = "https://paddle-model-ecology.bj.bcebos.com/paddlex"
+PRETRAINED_URL_BASE = f"{_BUCKET}/official_pretrained_model"  # .pdparams, as PaddleX's configs name them
+INFERENCE_URL_BASE = f"{_BUCKET}/official_inference_model/paddle3.0.0"  # where PaddleX 3.7.2 gets _infer.tar
 
 
 @dataclass(frozen=True)

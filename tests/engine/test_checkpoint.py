@@ -25,6 +25,7 @@ from paddlex_feat.engine.checkpoint import (
 from paddlex_feat.engine.optim import build_optimizer, build_schedule
 from paddlex_feat.inference.spec import load_inference_spec
 from paddlex_feat.models import build_model
+from paddlex_feat.utils.errors import ModelError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "modules" / "image_feature" / "PP-ShiTuV2_rec.yaml"
@@ -178,6 +179,16 @@ def test_config_is_found_next_to_the_weights_before_one_folder_up(tmp_path: Path
     assert find_train_config(weights) == (weights.parent / "config.yaml").resolve()
 
 
+def test_a_folder_that_is_no_checkpoint_or_run_names_what_it_accepts(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match=r"Export.weight_path: .*empty is a folder without empty.pdparams or "
+                       r"best_model/best_model.pdparams\. Give a .pdparams file, its checkpoint folder"):  # fmt: skip
+        read_facts(tmp_path / "empty", cli_config(), "Export.weight_path")
+    paddle.save({"w": paddle.zeros([1])}, str(tmp_path / "empty" / "other.pdparams"))
+    with pytest.raises(ModelError, match="it holds other.pdparams: point at one of them"):
+        read_facts(tmp_path / "empty", None, RESUME_KEY)
+
+
 def test_resume_needs_the_pdstates(tmp_path: Path) -> None:
     weights = write_run(tmp_path / "run", new_states(40))
     (tmp_path / "run" / "latest" / "latest.pdstates").unlink()
@@ -202,3 +213,20 @@ def test_export_result_names_the_resolved_weights(tmp_path: Path) -> None:
     assert main([*args, "-o", f"Export.weight_path={tmp_path / 'run'}"]) == 0
     result = json.loads((out / "export_result.json").read_text())
     assert result["weight_path"] == str(tmp_path / "run" / "best_model" / "best_model.pdparams")
+
+
+def test_copied_checkpoint_is_identical_and_independent_of_later_saves(tmp_path) -> None:
+    # latest/ and best_model/ are second names for the epoch's files: same bytes, and saving the
+    # next epoch over the source must leave the copy as it was
+    from paddlex_feat.engine.checkpoint import SUFFIXES, copy_checkpoint, save_checkpoint
+
+    model = paddle.nn.Linear(3, 2)
+    optimizer = paddle.optimizer.Momentum(parameters=model.parameters())
+    save_checkpoint(tmp_path, "epoch_1", model, optimizer, {"epoch": 1})
+    copy_checkpoint(tmp_path, "epoch_1", "latest")
+    first = {s: (tmp_path / "latest" / f"latest.{s}").read_bytes() for s in SUFFIXES}
+    assert first == {s: (tmp_path / "epoch_1" / f"epoch_1.{s}").read_bytes() for s in SUFFIXES}
+    with paddle.no_grad():
+        model.weight.set_value(model.weight + 1.0)
+    save_checkpoint(tmp_path, "epoch_1", model, optimizer, {"epoch": 2})
+    assert {s: (tmp_path / "latest" / f"latest.{s}").read_bytes() for s in SUFFIXES} == first

@@ -15,9 +15,8 @@ from infer_helpers import save_tiny_model
 from paddlex_feat.api import create_model
 from paddlex_feat.cli import main
 from paddlex_feat.config.loader import load_config
-from paddlex_feat.config.schema import SCHEMA
 from paddlex_feat.engine import quantize
-from paddlex_feat.inference.backends import PRECISIONS, BackendUnavailableError, int8
+from paddlex_feat.inference.backends import BackendUnavailableError, int8
 from paddlex_feat.utils.errors import ModelError
 from paddlex_feat.utils.logger import logger
 
@@ -191,7 +190,3 @@ def test_predict_mode_with_int8(int8_dir: Path, image_dir: Path, tmp_path: Path)
         args += ["-o", o]
     assert main(args) == 0
     assert json.loads((out / "predict_result.json").read_text())["done_flag"] is True
-
-
-def test_config_precisions_are_the_backends_table() -> None:
-    assert SCHEMA["Predict"]["hpi_config"]["precision"].choices == PRECISIONS

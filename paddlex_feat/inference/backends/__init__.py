@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ...utils.device import Device
 from ...utils.logger import logger
 from .base import (
     HPI_PACKAGES,
@@ -47,14 +48,14 @@ _ONNX_BACKENDS = ("openvino", "onnxruntime")
 BACKEND_PRECISIONS = {"paddle": ("fp32",), "onnxruntime": ("fp32", "int8"), "openvino": PRECISIONS}
 
 
-def choose_backend(hpi: HpiConfig, device: str) -> tuple[str, str]:
+def choose_backend(hpi: HpiConfig, device: Device) -> tuple[str, str]:
     """The backend to use and why; an explicit one must be installed (else the pip command)."""
     if hpi.backend is not None:
         if hpi.backend in _ONNX_BACKENDS:
             import_optional(hpi.backend, f"hpi_config.backend={hpi.backend!r}")
             import_optional("paddle2onnx", f"hpi_config.backend={hpi.backend!r} (model conversion to ONNX)")
         return hpi.backend, "asked for in hpi_config.backend"
-    if device.startswith("gpu"):
+    if device.is_gpu:
         from .onnxruntime_runner import cuda_provider_available
 
         if is_installed("onnxruntime") and is_installed("paddle2onnx") and cuda_provider_available():
@@ -84,7 +85,7 @@ def create_runner(
     model_dir: Path,
     program: Path,
     params: Path,
-    device: str,
+    device: Device,
     num_threads: int,
     use_hpip: bool = False,
     hpi_config: dict[str, Any] | HpiConfig | None = None,
@@ -116,7 +117,7 @@ def create_runner(
     if backend == "openvino":
         from .openvino_runner import OpenVINORunner
 
-        if device.startswith("gpu"):
+        if device.is_gpu:
             logger.warning(f"The 'openvino' backend runs on the CPU here; device={device} is not used")
         return OpenVINORunner(onnx_path, hpi.precision, threads)
     from .onnxruntime_runner import OnnxRuntimeRunner

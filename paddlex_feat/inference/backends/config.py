@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...config.schema import HPI_BACKENDS as BACKENDS
+from ...config.schema import PRECISIONS
 from ...utils.errors import ConfigError
 
-BACKENDS = ("openvino", "onnxruntime", "paddle")
-# int8: the QDQ model written by Export.precision=int8 (inference.int8.onnx), never made at run time
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 KEYS = ("backend", "precision", "num_threads", "cache_dir")
 
 
