@@ -89,6 +89,13 @@ SCHEMA: dict[str, Any] = {
             choices=("auto", "inference", "static", "eager"),
             help="feature extraction: auto = paddle.inference+oneDNN on CPU, static graph on GPU",
         ),
+        "report": Field(bool, default=True, help="write evaluate_report.html and its PNGs"),
+        "max_false_accept": Field(
+            float,
+            default=0.05,
+            nullable=True,
+            help="share of unknown queries allowed an answer at the recommended threshold; null: equal error",
+        ),
     },
     "Export": {
         "weight_path": Field(str, default=None, nullable=True),
