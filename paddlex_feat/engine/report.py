@@ -219,7 +219,7 @@ def _worst_section(inputs: ReportInputs, worst: list[int], thumbs: Thumbnails) -
         rank = int(r.first_hit_rank[i]) + 1
         best = inputs.gallery[r.best_positive_index[i]]
         first_right = (
-            _tile(thumbs, best.path, f"first ✓ at rank {rank} · {r.best_positive_score[i]:.3f}", "right")
+            _tile(thumbs, best.path, f"first ✓ at rank {rank}\nscore {r.best_positive_score[i]:.3f}", "right")
             if rank > len(cells) - 1
             else f'<div class="rank">first ✓ at rank {rank}</div>'
         )
@@ -300,7 +300,7 @@ def _plots_section(inputs: ReportInputs, output: Path) -> str:
 def _tile(thumbs: Thumbnails, path: str, caption: str, kind: str) -> str:
     return (
         f'<figure class="{kind}" title="{html.escape(path)}"><img src="{thumbs.data_uri(path)}" alt="">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        f"<figcaption>{html.escape(caption).replace(chr(10), '<br>')}</figcaption></figure>"
     )
 
 
@@ -323,7 +323,16 @@ def _score_figure(inputs: ReportInputs) -> Figure:
     bins = np.linspace(float(finite.min()), float(finite.max()) + 1e-6, 31)
     for scores, name, color in groups:
         if len(scores):
-            ax.hist(scores, bins=bins, alpha=0.55, color=color, label=f"{name} ({len(scores)})")
+            # Filled steps for the area, an outline so overlapping groups stay distinguishable.
+            ax.hist(scores, bins=bins, histtype="stepfilled", alpha=0.3, color=color)
+            ax.hist(
+                scores,
+                bins=bins,
+                histtype="step",
+                linewidth=1.5,
+                color=color,
+                label=f"{name} ({len(scores)})",
+            )
     if cal.threshold is not None:
         ax.axvline(
             cal.threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {cal.threshold:.4f}"
@@ -331,7 +340,7 @@ def _score_figure(inputs: ReportInputs) -> Figure:
     ax.set_xlabel("top-1 score (cosine similarity)")
     ax.set_ylabel("queries")
     ax.set_title("Top-1 score by outcome")
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -346,14 +355,16 @@ def _calibration_figure(cal: Calibration) -> Figure:
     ax.plot([cal.threshold], [cal.false_accept], "o", color=COLOR_UNKNOWN)
     ax.plot([cal.threshold], [cal.false_reject], "o", color=COLOR_RIGHT)
     ax.annotate(
-        f"{cal.threshold:.4f}\nFA {cal.false_accept:.1%}, FR {cal.false_reject:.1%}",
-        (cal.threshold, 0.5), xytext=(6, 0), textcoords="offset points", fontsize=8,
+        f"threshold {cal.threshold:.4f}\nFA {cal.false_accept:.1%}, FR {cal.false_reject:.1%}",
+        (cal.threshold, 1.0), xytext=(6, -2), textcoords="offset points", fontsize=8, va="top",
+        bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#999"},
     )  # fmt: skip
     ax.set_xlabel("score threshold (answer when top-1 score >= threshold)")
     ax.set_ylabel("share of queries")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(f"Open-set calibration ({cal.rule.replace('_', ' ')})")
-    ax.legend(fontsize=8, frameon=False, loc="center left")
+    # Below the axes: inside, the legend always covers one of the two curves.
+    ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     fig.tight_layout()
     return fig
 
