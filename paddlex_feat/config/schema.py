@@ -29,6 +29,7 @@ class Field:
     choices: tuple | None = None
     item: type | None = None  # element type of a list
     str_or_list: bool = False  # a str that may also be a list of str (Predict.input)
+    keywords: tuple[str, ...] = ()  # words accepted in place of a value (Index.score_threshold=auto)
     help: str = ""
 
 
@@ -159,7 +160,11 @@ SCHEMA: dict[str, Any] = {
             float, default=None, nullable=True, help="for index_type=auto; null: no limit"
         ),
         "score_threshold": Field(
-            float, default=None, nullable=True, help="top-1 under it is 'unknown' (top-k kept); null: none"
+            float,
+            default=None,
+            nullable=True,
+            keywords=("auto",),
+            help="top-1 under it is 'unknown' (top-k kept); auto: evaluate's recommended_threshold; null: none",
         ),
         "label_map": Field(
             str, default=None, nullable=True, help="'number name' lines; default label_dict.txt"
