@@ -113,7 +113,7 @@ def write_calibration(calibration: Calibration, output: Path) -> dict:
     return fields
 
 
-def write_report(inputs: ReportInputs, output: Path) -> dict[str, str]:
+def write_report(inputs: ReportInputs, output: Path) -> dict:
     """Write the HTML report and the worst-queries PNG (after ``write_calibration``); returns result-file fields."""
     thumbs = Thumbnails(inputs.dataset_dir)
     worst = worst_queries(inputs.result, NUM_WORST_HTML)
