@@ -235,19 +235,19 @@ def _confused_pairs_section(inputs: ReportInputs, thumbs: Thumbnails) -> str:
     pairs = _confused_pairs(inputs)
     if not pairs:
         return ""
-    rows = []
+    cards = []
     for (a, b), (count, i) in pairs:
         q, g = inputs.query[i], inputs.gallery[inputs.result.top_wrong_index[i]]
-        rows.append(
-            f"<tr><td>{a} ↔ {b}</td><td>{count}</td><td>{_tile(thumbs, q.path, f'query · class {q.label}', 'query')}"
-            f"{_tile(thumbs, g.path, f'answer · class {g.label}', 'wrong')}</td></tr>"
+        cards.append(
+            f'<div class="pair"><div class="pairhead">{a} ↔ {b} · {count} quer{"y" if count == 1 else "ies"}</div>'
+            f"{_tile(thumbs, q.path, f'query · class {q.label}', 'query')}"
+            f"{_tile(thumbs, g.path, f'answer · class {g.label}', 'wrong')}</div>"
         )
+    # Cards that wrap, several per line: as table rows they made a long, narrow column.
     return (
         "<section><h2>Most confused classes</h2><p>Class pairs most often mistaken for each other "
-        "(a query of one answered with the other at top-1), with one example.</p>"
-        '<table class="grid"><tr><th>classes</th><th>queries</th><th>example</th></tr>'
-        + "".join(rows)
-        + "</table></section>"
+        "(a query of one answered with the other at top-1), with one example each.</p>"
+        f'<div class="pairs">{"".join(cards)}</div></section>'
     )
 
 
@@ -315,7 +315,11 @@ def _score_figure(inputs: ReportInputs) -> Figure:
     groups = [
         (top1[matched & (r.first_hit_rank == 0)], "correct top-1", COLOR_RIGHT),
         (top1[matched & (r.first_hit_rank > 0)], "wrong top-1", COLOR_WRONG),
-        (cal.out_of_gallery_scores, "unknown (class not in gallery)", COLOR_UNKNOWN),
+        (
+            cal.out_of_gallery_scores,
+            "unknown (held-out class)" if cal.held_out_labels else "unknown (class not in gallery)",
+            COLOR_UNKNOWN,
+        ),
     ]
     fig = Figure(figsize=(6.4, 3.6), dpi=100)
     ax = fig.add_subplot()
@@ -323,22 +327,18 @@ def _score_figure(inputs: ReportInputs) -> Figure:
     bins = np.linspace(float(finite.min()), float(finite.max()) + 1e-6, 31)
     for scores, name, color in groups:
         if len(scores):
-            # Filled steps for the area, an outline so overlapping groups stay distinguishable.
-            ax.hist(scores, bins=bins, histtype="stepfilled", alpha=0.3, color=color)
-            ax.hist(
-                scores,
-                bins=bins,
-                histtype="step",
-                linewidth=1.5,
-                color=color,
-                label=f"{name} ({len(scores)})",
-            )
+            # Each group as a share of itself: the groups' sizes differ ~10x on a weak model, and
+            # counts hid the small one. Filled steps for the area, an outline where they overlap.
+            weights = np.full(len(scores), 1.0 / len(scores))
+            ax.hist(scores, bins=bins, weights=weights, histtype="stepfilled", alpha=0.25, color=color)
+            ax.hist(scores, bins=bins, weights=weights, histtype="step", linewidth=1.5, color=color,
+                    label=f"{name} ({len(scores)})")  # fmt: skip
     if cal.threshold is not None:
         ax.axvline(
             cal.threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {cal.threshold:.4f}"
         )
     ax.set_xlabel("top-1 score (cosine similarity)")
-    ax.set_ylabel("queries")
+    ax.set_ylabel("share of the group's queries")
     ax.set_title("Top-1 score by outcome")
     ax.legend(fontsize=8, frameon=False, loc="upper left")
     fig.tight_layout()
@@ -354,9 +354,12 @@ def _calibration_figure(cal: Calibration) -> Figure:
     ax.axvline(cal.threshold, color="black", linestyle="--", linewidth=1)
     ax.plot([cal.threshold], [cal.false_accept], "o", color=COLOR_UNKNOWN)
     ax.plot([cal.threshold], [cal.false_reject], "o", color=COLOR_RIGHT)
+    # On the side of the line with more room: near the top score the box was cut off at the right.
+    right_half = cal.threshold > (thresholds[0] + thresholds[-1]) / 2
     ax.annotate(
         f"threshold {cal.threshold:.4f}\nFA {cal.false_accept:.1%}, FR {cal.false_reject:.1%}",
-        (cal.threshold, 1.0), xytext=(6, -2), textcoords="offset points", fontsize=8, va="top",
+        (cal.threshold, 1.0), xytext=(-6 if right_half else 6, -2), textcoords="offset points", fontsize=8,
+        va="top", ha="right" if right_half else "left",
         bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#999"},
     )  # fmt: skip
     ax.set_xlabel("score threshold (answer when top-1 score >= threshold)")
@@ -491,7 +494,9 @@ body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;col
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 table{border-collapse:collapse}td,th{padding:3px 10px;text-align:left;border-bottom:1px solid #eee}
 .kv th{font-weight:600;color:#555}.cols{display:flex;gap:32px;flex-wrap:wrap;align-items:flex-start}
-.row{display:flex;gap:6px;align-items:flex-start;margin:8px 0;padding:6px;background:#fafafa}
+.row{display:flex;width:fit-content;gap:6px;align-items:flex-start;margin:8px 0;padding:6px;background:#fafafa}
+.pairs{display:flex;flex-wrap:wrap;gap:12px}.pair{display:flex;flex-wrap:wrap;gap:6px;width:250px;padding:6px;background:#fafafa}
+.pairhead{width:100%;font-weight:600}
 figure{margin:0;width:116px;text-align:center}figure img{width:112px;height:112px;border:2px solid #ccc}
 figcaption{font-size:11px;line-height:1.2}figure.right img{border-color:#1a9850}
 figure.wrong img{border-color:#d73027}figure.query img{border-color:#222}
@@ -499,7 +504,7 @@ figure.right figcaption{color:#1a9850}figure.wrong figcaption{color:#d73027}
 .sep{width:1px;align-self:stretch;background:#ccc;margin:0 6px}.rank{font-size:12px;color:#1a9850;width:116px}
 .warn{background:#fff3cd;padding:8px}.threshold{background:#e8f4ea;padding:8px}
 .sortable th{cursor:pointer;background:#f3f3f3}.sortable th:after{content:" ⇅";color:#aaa}
-img.plot{max-width:640px}.grid td{vertical-align:top}.grid figure{display:inline-block;margin-right:6px}
+img.plot{max-width:640px}
 """
 
 # Sort a table by the clicked column (numbers numerically); a second click reverses.
