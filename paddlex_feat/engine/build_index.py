@@ -13,6 +13,7 @@ from typing import Any
 from ..utils.errors import ConfigError
 from ..utils.logger import logger
 from .predict import model_from_config
+from .score_threshold import resolve_score_threshold
 
 
 def run(cfg: dict) -> dict[str, Any]:
@@ -26,6 +27,9 @@ def run(cfg: dict) -> dict[str, Any]:
             "Index.gallery is not set; pass a list file or a folder of label sub-folders, "
             "e.g. -o Index.gallery=dataset/demo/gallery.txt."
         )
+    threshold, threshold_source = resolve_score_threshold(
+        idx_cfg["score_threshold"], idx_cfg["model_dir"] or pred["model_dir"]
+    )
     model = model_from_config(cfg, idx_cfg["model_dir"], idx_cfg["batch_size"])
     path = Path(idx_cfg["path"])
     if index_exists(path):
@@ -34,8 +38,8 @@ def run(cfg: dict) -> dict[str, Any]:
         report = index.sync(
             model, idx_cfg["gallery"], label_map=idx_cfg["label_map"], skip_errors=pred["skip_errors"]
         )
-        if idx_cfg["score_threshold"] is not None:
-            index.meta.score_threshold = idx_cfg["score_threshold"]
+        if threshold is not None:
+            index.meta.score_threshold = threshold
         action = "sync"
     else:
         index = GalleryIndex.build(
@@ -46,14 +50,16 @@ def run(cfg: dict) -> dict[str, Any]:
             memory_budget_mb=idx_cfg["memory_budget_mb"],
             nprobe=idx_cfg["nprobe"],
             ef_search=idx_cfg["ef_search"],
-            score_threshold=idx_cfg["score_threshold"],
+            score_threshold=threshold,
             label_map=idx_cfg["label_map"],
             skip_errors=pred["skip_errors"],
         )
         report = index.last_report
         report.added = [rec.id for rec in index.items()]
         action = "build"
-    if action == "build" or report.added or report.removed or idx_cfg["score_threshold"] is not None:
+    if threshold is not None:
+        index.meta.score_threshold_source = threshold_source
+    if action == "build" or report.added or report.removed or threshold is not None:
         index.save(path)
     meta = index.meta
     logger.info(
@@ -67,6 +73,8 @@ def run(cfg: dict) -> dict[str, Any]:
         "count": len(index),
         "index_type": meta.index_type,
         "recall_at_10": meta.recall_at_10,
+        "score_threshold": meta.score_threshold,
+        "score_threshold_source": meta.score_threshold_source,
         "model_name": meta.model_name,
         "num_added": len(report.added),
         "num_removed": len(report.removed),

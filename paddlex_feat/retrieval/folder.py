@@ -211,6 +211,9 @@ def read_meta(path: Path) -> IndexMeta:
         ),
         "a number or null",
     )
+    _check(
+        path, data, "score_threshold_source", lambda v: v is None or isinstance(v, dict), "an object or null"
+    )
     required = [k for k in ("dim", "model_name", "model_hash") if k not in data]
     if required:
         raise GalleryIndexError(f"{path}: missing key(s) {', '.join(required)}; rebuild the index.")
