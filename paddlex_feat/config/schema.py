@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-MODES = ("check_dataset", "train", "evaluate", "export", "predict")
+MODES = ("check_dataset", "train", "evaluate", "export", "predict", "build_index", "search")
 HPI_BACKENDS = ("openvino", "onnxruntime", "paddle")  # use_hpip backends; hpi_config checks against these
-PRECISIONS = ("fp32", "bf16", "fp16")  # what high-performance inference may compute in
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # what high-performance inference may compute in
+# (int8: the inference.int8.onnx that Export.precision=int8 writes, never made at run time)
 MODEL_NAMES = (
     "PP-ShiTuV2_rec",
     "PP-ShiTuV2_rec_CLIP_vit_base",
@@ -31,6 +32,7 @@ class Field:
     choices: tuple | None = None
     item: type | None = None  # element type of a list
     str_or_list: bool = False  # a str that may also be a list of str (Predict.input)
+    keywords: tuple[str, ...] = ()  # words accepted in place of a value (Index.score_threshold=auto)
     help: str = ""
 
 
@@ -94,12 +96,33 @@ SCHEMA: dict[str, Any] = {
             choices=("auto", "inference", "static", "eager"),
             help="feature extraction: auto = paddle.inference+oneDNN on CPU, static graph on GPU",
         ),
+        "report": Field(bool, default=True, help="write evaluate_report.html and its PNGs"),
+        "max_false_accept": Field(
+            float,
+            default=0.05,
+            nullable=True,
+            help="share of unknown queries allowed an answer at the recommended threshold; null: equal error",
+        ),
     },
     "Export": {
         "weight_path": Field(str, default=None, nullable=True),
         "save_dir": Field(str, default=None, nullable=True, help="null: Global.output, as PaddleX"),
         "input_size": Field(
             int, default=None, nullable=True, help="null: the checkpoint's training size (224 without one)"
+        ),
+        # int8: post-training quantization into inference.int8.onnx beside the fp32 files (engine/quantize.py)
+        "precision": Field(
+            str, default="fp32", choices=("fp32", "int8"), help="int8: also write a checked int8 model"
+        ),
+        "calibration": Field(
+            str, default=None, nullable=True, help="list file or image folder; null: the dataset's train.txt"
+        ),
+        "calibration_size": Field(
+            int, default=300, help="images sampled (seeded, across classes) to calibrate"
+        ),
+        "max_recall_drop": Field(float, default=0.01, help="largest recall@1 loss (absolute) int8 may cost"),
+        "allow_accuracy_drop": Field(
+            bool, default=False, help="write the int8 model even past max_recall_drop"
         ),
     },
     "Predict": {
@@ -123,7 +146,8 @@ SCHEMA: dict[str, Any] = {
                 str,
                 default="fp32",
                 choices=(*PRECISIONS, "auto"),
-                help="auto: bf16 where AMX makes it faster, else fp32",
+                help="bf16: CPUs that have it; int8: the folder's inference.int8.onnx (Export.precision=int8); "
+                "auto: bf16 where AMX makes it faster, else fp32",
             ),
             "num_threads": Field(int, default=None, nullable=True, help="null: Predict.cpu_threads"),
             "cache_dir": Field(
@@ -137,5 +161,43 @@ SCHEMA: dict[str, Any] = {
         "save_json": Field(
             bool, default=True, help="write {Global.output}/predict/<relative path>_res.json files"
         ),
+    },
+    "Index": {
+        "model_dir": Field(
+            str, default=None, nullable=True, help="inference folder; null: Predict.model_dir"
+        ),
+        "gallery": Field(
+            str,
+            default=None,
+            nullable=True,
+            help="list file ('path label'), or a folder of label sub-folders",
+        ),
+        "path": Field(str, default="output/index", help="the index folder (PaddleX's files plus ours)"),
+        "index_type": Field(
+            str,
+            default="auto",
+            choices=("auto", "Flat", "HNSW", "IVF", "IVF_PQ"),
+            help="auto: Flat up to 100k images, then by memory_budget_mb",
+        ),
+        "metric": Field(str, default="IP", choices=("IP", "L2"), help="IP = cosine on normalised features"),
+        "top_k": Field(int, default=5, help="answers per query"),
+        "nprobe": Field(int, default=None, nullable=True, help="IVF lists searched; null: the index's own"),
+        "ef_search": Field(
+            int, default=None, nullable=True, help="HNSW search breadth; null: the index's own"
+        ),
+        "memory_budget_mb": Field(
+            float, default=None, nullable=True, help="for index_type=auto; null: no limit"
+        ),
+        "score_threshold": Field(
+            float,
+            default=None,
+            nullable=True,
+            keywords=("auto",),
+            help="top-1 under it is 'unknown' (top-k kept); auto: evaluate's recommended_threshold; null: none",
+        ),
+        "label_map": Field(
+            str, default=None, nullable=True, help="'number name' lines; default label_dict.txt"
+        ),
+        "batch_size": Field(int, default=32, help="images embedded per batch"),
     },
 }

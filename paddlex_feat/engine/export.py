@@ -23,6 +23,7 @@ from ..models import get_model_info
 from ..utils.errors import ModelError
 from ..utils.io import atomic_write_text
 from ..utils.logger import logger
+from . import quantize
 
 WEIGHT_KEY = "Export.weight_path"
 
@@ -99,14 +100,21 @@ def run(cfg: dict) -> dict[str, Any]:
 
     set_device(cfg["Global"]["device"])
     export_cfg = cfg["Export"]
+    int8_plan = quantize.check_int8_request(cfg) if export_cfg["precision"] == "int8" else None
     # the size and model are the checkpoint's (a model trained at 64 exports at 64) unless a key overrides
     model, facts = TrainedCheckpoint.load(export_cfg["weight_path"], cfg, WEIGHT_KEY)
     save_dir = export_cfg.get("save_dir") or cfg["Global"]["output"]
     files = export_inference(model, facts.model_name, save_dir, input_size=facts.input_size)
-    return {
+    result = {
         "done_flag": True,
         "model_name": facts.model_name,
         "weight_path": str(facts.weights),
         "save_dir": str(save_dir),
         **files,
     }
+    if int8_plan is not None:  # Export.precision=int8: a checked int8 model beside the fp32 files
+        program, params = Path(files["pdmodel"]), Path(files["pdiparams"])
+        result["int8"] = quantize.export_int8(
+            cfg, int8_plan, Path(save_dir), program, params, str(facts.weights)
+        )
+    return result

@@ -86,7 +86,14 @@ class Predictor:
         self._pool: ThreadPoolExecutor | None = None
         # the model runs through a pluggable runner: Paddle Inference, or OpenVINO/ONNX Runtime (use_hpip)
         self.runner: ModelRunner = create_runner(
-            self.model_dir, program, params, self.device, self.cpu_threads, use_hpip, hpi_config
+            self.model_dir,
+            program,
+            params,
+            self.device,
+            self.cpu_threads,
+            use_hpip,
+            hpi_config,
+            self.model_name,
         )
 
     def _check_model_name(self, model_name: str | None) -> str:

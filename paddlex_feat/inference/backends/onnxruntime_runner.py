@@ -21,12 +21,14 @@ def cuda_provider_available() -> bool:
 
 
 class OnnxRuntimeRunner:
-    """Runs an ONNX file with ONNX Runtime: full graph optimisation, fp32."""
+    """Runs an ONNX file with ONNX Runtime: full graph optimisation; fp32, or the int8 QDQ file."""
 
     backend = "onnxruntime"
-    precision = "fp32"
 
-    def __init__(self, onnx_path: Path, num_threads: int, device: Device = CPU) -> None:
+    def __init__(
+        self, onnx_path: Path, num_threads: int, device: Device = CPU, precision: str = "fp32"
+    ) -> None:
+        self.precision = precision  # "int8" only for the QDQ file, which ORT fuses into int8 kernels
         ort = import_optional("onnxruntime", "The 'onnxruntime' backend")
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(num_threads)
@@ -49,7 +51,7 @@ class OnnxRuntimeRunner:
         self._output_name = self._session.get_outputs()[0].name
         self.device = "gpu" if self._session.get_providers()[0] == CUDA_PROVIDER else "cpu"
         logger.info(
-            f"ONNX Runtime {ort.__version__} on {self._session.get_providers()[0]}: precision fp32, "
+            f"ONNX Runtime {ort.__version__} on {self._session.get_providers()[0]}: precision {precision}, "
             f"{num_threads} threads"
         )
 
