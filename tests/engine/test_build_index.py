@@ -49,6 +49,8 @@ def cli(tmp_path, mode, *overrides):
     for o in overrides:
         args += ["-o", o]
     rc = main(args)
+    if not (out / f"{mode}_result.json").exists():  # a usage error (exit 2) writes no result
+        return rc, {"log": (out / f"{mode}.log").read_text()}
     return rc, json.loads((out / f"{mode}_result.json").read_text())
 
 
@@ -93,7 +95,7 @@ def test_build_then_search_then_sync(tmp_path, model_dir, shop):
 
 def test_missing_gallery_key_fails_with_the_key(tmp_path, model_dir):
     rc, result = cli(tmp_path, "build_index", f"Index.model_dir={model_dir}", f"Index.path={tmp_path / 'i'}")
-    assert rc == 1 and result["done_flag"] is False and "Index.gallery is not set" in result["err_msg"]
+    assert rc == 2 and "Index.gallery is not set" in result["log"]  # a usage error: no result file
 
 
 def test_search_of_a_missing_index_fails_clearly(tmp_path):

@@ -63,6 +63,8 @@ def evaluate(tmp_path: Path, dataset: Path, weights, *extra: str) -> tuple[int, 
          "-o", f"Global.output={out}", "-o", "Global.device=cpu", "-o", f"Evaluate.weight_path={weights}",
          "-o", "Evaluate.num_workers=0", *extra]
     )  # fmt: skip
+    if not (out / "evaluate_result.json").exists():  # a usage error (exit 2) writes no result
+        return rc, {"log": (out / "evaluate.log").read_text()}
     return rc, json.loads((out / "evaluate_result.json").read_text())
 
 
@@ -136,10 +138,9 @@ def test_missing_weight_file(tmp_path, dataset):
     assert "Evaluate.weight_path" in result["err_msg"] and "not found" in result["err_msg"]
 
 
-def test_weight_path_not_set(tmp_path, dataset, capsys):
-    with pytest.raises(FileNotFoundError):  # a usage error: exit 2 and no result file
-        evaluate(tmp_path, dataset, "null")
-    assert "Evaluate.weight_path is not set" in capsys.readouterr().err
+def test_weight_path_not_set(tmp_path, dataset):
+    rc, result = evaluate(tmp_path, dataset, "null")
+    assert rc == 2 and "Evaluate.weight_path is not set" in result["log"]  # a usage error: no result file
 
 
 def test_weight_file_that_is_not_a_checkpoint(tmp_path, dataset):
@@ -262,5 +263,5 @@ def test_held_out_classes_equal_error_and_no_report(tmp_path, dataset, checkpoin
 @pytest.mark.parametrize("value", ["1.5", "-0.1"])
 def test_max_false_accept_outside_zero_one(tmp_path, dataset, checkpoint, value):
     rc, result = evaluate(tmp_path, dataset, checkpoint, "-o", f"Evaluate.max_false_accept={value}")
-    assert rc == 1 and result["done_flag"] is False and result["err_type"] == "ConfigError"
-    assert f"Evaluate.max_false_accept={float(value)}" in result["err_msg"] and "[0, 1)" in result["err_msg"]
+    assert rc == 2 and set(result) == {"log"}  # a usage error: no result file
+    assert f"Evaluate.max_false_accept={float(value)}" in result["log"] and "[0, 1)" in result["log"]
