@@ -344,6 +344,8 @@ def run_predict(tmp_path: Path, model_dir: Path, *overrides: str) -> tuple[int, 
     for override in overrides:
         args += ["-o", override]
     rc = main(args)
+    if not (out / "predict_result.json").exists():  # a usage error (exit 2) writes no result
+        return rc, {"log": (out / "predict.log").read_text()}
     return rc, json.loads((out / "predict_result.json").read_text())
 
 
@@ -363,7 +365,7 @@ def test_predict_mode_conflicting_run_mode_and_backend(tiny_model_dir: Path, tmp
         "Predict.kernel_option.run_mode=openvino",
         "Predict.hpi_config.backend=onnxruntime",
     )
-    assert rc == 1 and "run_mode='openvino' but Predict.hpi_config.backend='onnxruntime'" in result["err_msg"]
+    assert rc == 2 and "run_mode='openvino' but Predict.hpi_config.backend='onnxruntime'" in result["log"]
 
 
 @pytest.mark.parametrize(
@@ -379,6 +381,7 @@ def test_bf16_without_amx_is_logged_and_never_chosen(
     monkeypatch: pytest.MonkeyPatch, toolkit_log, tiny_model_dir: Path, flags: set, slower: bool, auto: str
 ) -> None:
     from paddlex_feat.inference.backends import create_runner, parse_hpi_config
+    from paddlex_feat.utils.device import as_device
 
     monkeypatch.setattr(backends_base, "cpu_flags", lambda: frozenset(flags))
     monkeypatch.setattr(backends_base, "is_installed", lambda module: True)  # auto needs OpenVINO
@@ -388,6 +391,12 @@ def test_bf16_without_amx_is_logged_and_never_chosen(
     # this machine may lack OpenVINO or a bf16 CPU: the warning comes before either is needed
     with contextlib.suppress(BackendUnavailableError, ImportError):
         create_runner(
-            tiny_model_dir, program, params, "cpu", 1, True, {"backend": "openvino", "precision": "bf16"}
+            tiny_model_dir,
+            program,
+            params,
+            as_device("cpu"),
+            1,
+            True,
+            {"backend": "openvino", "precision": "bf16"},
         )
     assert ("AVX512_BF16 but no AMX, so bf16 is likely slower than fp32" in toolkit_log()) == slower

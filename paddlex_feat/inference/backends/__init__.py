@@ -109,7 +109,7 @@ def create_runner(
             f"hpi_config.precision={hpi.precision!r} is not available with the {backend!r} backend, which runs "
             f"{'/'.join(BACKEND_PRECISIONS[backend])} here; use hpi_config={{'backend': 'openvino', 'precision': {hpi.precision!r}}}."
         )
-    if hpi.precision == "bf16" and not device.startswith("gpu") and (reason_slow := bf16_slower_reason()):
+    if hpi.precision == "bf16" and not device.is_gpu and (reason_slow := bf16_slower_reason()):
         logger.warning(f"hpi_config.precision='bf16': {reason_slow}")
     threads = hpi.num_threads or num_threads
     logger.info(f"High-performance inference: backend {backend} ({reason}), precision {hpi.precision}")
