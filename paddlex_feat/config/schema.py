@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-MODES = ("check_dataset", "train", "evaluate", "export", "predict")
+MODES = ("check_dataset", "train", "evaluate", "export", "predict", "build_index", "search")
 MODEL_NAMES = (
     "PP-ShiTuV2_rec",
     "PP-ShiTuV2_rec_CLIP_vit_base",
@@ -124,5 +124,39 @@ SCHEMA: dict[str, Any] = {
         "cpu_threads": Field(int, default=None, nullable=True, help="null: every core"),
         "url_timeout": Field(float, default=10.0, help="seconds to wait for an http(s) input"),
         "save_json": Field(bool, default=True, help="write <stem>_res.json files into Global.output"),
+    },
+    "Index": {
+        "model_dir": Field(
+            str, default=None, nullable=True, help="inference folder; null: Predict.model_dir"
+        ),
+        "gallery": Field(
+            str,
+            default=None,
+            nullable=True,
+            help="list file ('path label'), or a folder of label sub-folders",
+        ),
+        "path": Field(str, default="output/index", help="the index folder (PaddleX's files plus ours)"),
+        "index_type": Field(
+            str,
+            default="auto",
+            choices=("auto", "Flat", "HNSW", "IVF", "IVF_PQ"),
+            help="auto: Flat up to 100k images, then by memory_budget_mb",
+        ),
+        "metric": Field(str, default="IP", choices=("IP", "L2"), help="IP = cosine on normalised features"),
+        "top_k": Field(int, default=5, help="answers per query"),
+        "nprobe": Field(int, default=None, nullable=True, help="IVF lists searched; null: the index's own"),
+        "ef_search": Field(
+            int, default=None, nullable=True, help="HNSW search breadth; null: the index's own"
+        ),
+        "memory_budget_mb": Field(
+            float, default=None, nullable=True, help="for index_type=auto; null: no limit"
+        ),
+        "score_threshold": Field(
+            float, default=None, nullable=True, help="top-1 under it is 'unknown' (top-k kept); null: none"
+        ),
+        "label_map": Field(
+            str, default=None, nullable=True, help="'number name' lines; default label_dict.txt"
+        ),
+        "batch_size": Field(int, default=32, help="images embedded per batch"),
     },
 }
