@@ -158,5 +158,33 @@ SCHEMA: dict[str, Any] = {
             str, default=None, nullable=True, help="'number name' lines; default label_dict.txt"
         ),
         "batch_size": Field(int, default=32, help="images embedded per batch"),
+        # Milvus: galleries bigger than one machine (pip install -e ".[milvus]")
+        "backend": Field(
+            str,
+            default="faiss",
+            choices=("faiss", "milvus"),
+            help="faiss: the Index.path folder; milvus: a collection",
+        ),
+        "uri": Field(
+            str,
+            default="output/gallery.db",
+            help="milvus: http(s)://host:19530, or a local *.db file (Milvus Lite)",
+        ),
+        "token": Field(
+            str,
+            default=None,
+            nullable=True,
+            help="milvus: 'user:password' or an API key; null: $MILVUS_TOKEN",
+        ),
+        "collection": Field(str, default="gallery", help="milvus: the collection holding the gallery"),
+        "shard": Field(
+            str,
+            default=None,
+            nullable=True,
+            help="milvus build_index: 'i/n' embeds the i-th of n slices (1-based)",
+        ),
+        "create": Field(
+            bool, default=True, help="milvus: create a missing collection; False: the collection must exist"
+        ),
     },
 }

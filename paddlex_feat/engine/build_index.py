@@ -27,6 +27,8 @@ def run(cfg: dict) -> dict[str, Any]:
             "e.g. -o Index.gallery=dataset/demo/gallery.txt."
         )
     model = model_from_config(cfg, idx_cfg["model_dir"], idx_cfg["batch_size"])
+    if idx_cfg["backend"] == "milvus":
+        return run_milvus(cfg, model)
     path = Path(idx_cfg["path"])
     if index_exists(path):
         index = GalleryIndex.load(path, model=model)
@@ -65,6 +67,53 @@ def run(cfg: dict) -> dict[str, Any]:
         "action": action,
         "index_path": str(path),
         "count": len(index),
+        "index_type": meta.index_type,
+        "recall_at_10": meta.recall_at_10,
+        "model_name": meta.model_name,
+        "num_added": len(report.added),
+        "num_removed": len(report.removed),
+        "num_unchanged": report.unchanged,
+        "duplicates": report.duplicates,
+        "skipped": report.errors,
+    }
+
+
+def run_milvus(cfg: dict, model: Any) -> dict[str, Any]:
+    """build_index into a Milvus collection: this shard's missing images only, resumable (see milvus_build)."""
+    from ..config.loader import parse_shard
+    from ..retrieval.milvus_build import IndexOptions, fill_collection, target_from_config
+
+    idx_cfg = cfg["Index"]
+    target = target_from_config(idx_cfg)
+    shard = parse_shard(idx_cfg["shard"])
+    options = IndexOptions(
+        idx_cfg["index_type"],
+        idx_cfg["metric"],
+        idx_cfg["memory_budget_mb"],
+        idx_cfg["nprobe"],
+        idx_cfg["ef_search"],
+        idx_cfg["score_threshold"],
+    )
+    index, report = fill_collection(
+        model,
+        idx_cfg["gallery"],
+        target,
+        shard=shard,
+        create=idx_cfg["create"],
+        options=options,
+        label_map=idx_cfg["label_map"],
+        skip_errors=cfg["Predict"]["skip_errors"],
+    )
+    with index:
+        meta, count = index.meta, len(index)
+    return {
+        "done_flag": True,
+        "action": "fill" if shard else "sync",
+        "backend": "milvus",
+        "uri": target.uri,
+        "collection": target.collection,
+        "shard": idx_cfg["shard"],
+        "count": count,
         "index_type": meta.index_type,
         "recall_at_10": meta.recall_at_10,
         "model_name": meta.model_name,

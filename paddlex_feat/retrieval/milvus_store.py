@@ -41,7 +41,9 @@ from .store import IndexMeta, ItemRecord, VectorStore
 
 META_PROPERTY = "paddlex_feat.meta"
 CONNECT_TIMEOUT_S = 10.0  # a server that does not answer fails in seconds, not at gRPC's default
-PIP_COMMAND = 'pip install "pymilvus>=3.0.2" "milvus-lite>=3.2.2"  (or, in a checkout: pip install -e ".[milvus]")'
+PIP_COMMAND = (
+    'pip install "pymilvus>=3.0.2" "milvus-lite>=3.2.2"  (or, in a checkout: pip install -e ".[milvus]")'
+)
 DEFAULT_COLLECTION = "gallery"
 LABEL_MAX = 4096  # VARCHAR max_length counts bytes
 PATH_MAX = 4096
@@ -134,6 +136,7 @@ def connect(target: MilvusTarget, timeout: float = CONNECT_TIMEOUT_S) -> Any:
     lite = is_lite(target.uri)
     if lite:
         Path(target.uri).parent.mkdir(parents=True, exist_ok=True)  # pymilvus refuses a missing parent folder
+        _quiet_lite_logs()
     try:
         client = pymilvus.MilvusClient(uri=target.uri, token=target.token or "", timeout=timeout)
     except pymilvus.exceptions.MilvusException as e:
@@ -182,7 +185,15 @@ class MilvusStore(VectorStore):
 
     backend = "milvus"
 
-    def __init__(self, client: Any, target: MilvusTarget, dim: int, metric: str, index_type: str, meta: IndexMeta | None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        target: MilvusTarget,
+        dim: int,
+        metric: str,
+        index_type: str,
+        meta: IndexMeta | None,
+    ) -> None:
         self.client = client
         self.target = target
         self._dim = dim
@@ -195,7 +206,14 @@ class MilvusStore(VectorStore):
     # -- opening and creating ---------------------------------------------------------------------
 
     @classmethod
-    def open(cls, target: MilvusTarget, *, timeout: float = CONNECT_TIMEOUT_S, writable: bool = False, create: bool = True) -> MilvusStore:
+    def open(
+        cls,
+        target: MilvusTarget,
+        *,
+        timeout: float = CONNECT_TIMEOUT_S,
+        writable: bool = False,
+        create: bool = True,
+    ) -> MilvusStore:
         """An existing collection; its meta is checked. ``writable`` refuses a collection that is not ours unless
         ``create=False`` and its schema fits."""
         check_collection_name(target.collection)
@@ -245,7 +263,9 @@ class MilvusStore(VectorStore):
                         consistency_level="Strong",  # a search right after an insert sees it, as with faiss
                         properties={META_PROPERTY: _meta_json(meta or _stub_meta(dim, metric, plan))},
                     )
-                    logger.info(f"Milvus: created collection {target} ({INDEX_TYPE[plan.index_type]}, {metric}, {dim}-d).")
+                    logger.info(
+                        f"Milvus: created collection {target} ({INDEX_TYPE[plan.index_type]}, {metric}, {dim}-d)."
+                    )
                 except Exception:  # noqa: BLE001 - another shard may have created it meanwhile
                     if not client.has_collection(target.collection):
                         raise
@@ -264,7 +284,9 @@ class MilvusStore(VectorStore):
             raise
 
     @classmethod
-    def _from_description(cls, client: Any, target: MilvusTarget, writable: bool, create: bool) -> MilvusStore:
+    def _from_description(
+        cls, client: Any, target: MilvusTarget, writable: bool, create: bool
+    ) -> MilvusStore:
         desc = client.describe_collection(target.collection)
         raw = (desc.get("properties") or {}).get(META_PROPERTY)
         problems = _schema_problems(desc)
@@ -282,7 +304,9 @@ class MilvusStore(VectorStore):
                     "otherwise choose another Index.collection."
                 )
             dim, metric, index_type = _shape_of(client, target.collection, desc)
-            logger.warning(f"Milvus: collection {target} has no paddlex_feat meta; using it as asked (Index.create=False).")
+            logger.warning(
+                f"Milvus: collection {target} has no paddlex_feat meta; using it as asked (Index.create=False)."
+            )
             return cls(client, target, dim, metric, index_type, None)
         if problems:
             raise GalleryIndexError(
@@ -297,6 +321,9 @@ class MilvusStore(VectorStore):
                 "the meta was edited. Rebuild the collection."
             )
         return cls(client, target, dim, meta.metric, meta.index_type, meta)
+
+    def __str__(self) -> str:
+        return str(self.target)
 
     # -- VectorStore ------------------------------------------------------------------------------
 
@@ -322,7 +349,9 @@ class MilvusStore(VectorStore):
                 _row(int(ids[i]), vectors[i], records[i], records[i].content_hash)
                 for i in range(start, min(start + WRITE_BATCH, len(records)))
             ]
-            self.client.upsert(self.target.collection, rows)  # same image, same key: retried batches are harmless
+            self.client.upsert(
+                self.target.collection, rows
+            )  # same image, same key: retried batches are harmless
         return ids
 
     def _refuse_collisions(self, ids: np.ndarray, hashes: Sequence[str]) -> None:
@@ -330,7 +359,11 @@ class MilvusStore(VectorStore):
         for a 10M gallery; the same content twice is the idempotent case and passes)."""
         owner: dict[int, str] = {}
         clash = [(i, h) for i, h in zip(ids.tolist(), hashes) if owner.setdefault(i, h) != h]
-        clash += [(rec.id, rec.content_hash) for rec in self.records(list(owner)) if rec.content_hash not in (None, owner[rec.id])]
+        clash += [
+            (rec.id, rec.content_hash)
+            for rec in self.records(list(owner))
+            if rec.content_hash not in (None, owner[rec.id])
+        ]
         if clash:
             key, other = clash[0]
             raise GalleryIndexError(
@@ -390,17 +423,24 @@ class MilvusStore(VectorStore):
         wanted = [int(i) for i in ids]
         for start in range(0, len(wanted), READ_BATCH):
             chunk = wanted[start : start + READ_BATCH]
-            found = {int(row["id"]): row for row in self.client.get(self.target.collection, ids=chunk, output_fields=fields_)}
+            found = {
+                int(row["id"]): row
+                for row in self.client.get(self.target.collection, ids=chunk, output_fields=fields_)
+            }
             yield from (_record(found[i]) for i in chunk if i in found)
 
-    def find(self, *, content_hashes: Sequence[str] = (), paths: Sequence[str] = (), labels: Sequence[str] = ()) -> list[ItemRecord]:
+    def find(
+        self, *, content_hashes: Sequence[str] = (), paths: Sequence[str] = (), labels: Sequence[str] = ()
+    ) -> list[ItemRecord]:
         """Records whose content hash, path or label is among those given, through one filter expression each."""
         out: list[ItemRecord] = []
         for name, values in (("content_hash", content_hashes), ("path", paths), ("label", labels)):
             values = list(dict.fromkeys(str(v) for v in values))
             for start in range(0, len(values), READ_BATCH):
                 expr = f"{name} in [{', '.join(_literal(v) for v in values[start : start + READ_BATCH])}]"
-                rows = self.client.query(self.target.collection, filter=expr, output_fields=["id", "label", "path", "content_hash"])
+                rows = self.client.query(
+                    self.target.collection, filter=expr, output_fields=["id", "label", "path", "content_hash"]
+                )
                 out += [_record(row) for row in rows]
         return out
 
@@ -420,12 +460,15 @@ class MilvusStore(VectorStore):
     def iter_items(self, batch_size: int = READ_BATCH) -> Iterator[tuple[list[ItemRecord], np.ndarray]]:
         """Every item with its vector, in batches: the collection read once, to move it to another backend."""
         for batch in self._iterate(["id", "label", "path", "content_hash", "vector"], batch_size):
-            yield [_record(row) for row in batch], np.asarray([row["vector"] for row in batch], dtype=np.float32)
+            yield (
+                [_record(row) for row in batch],
+                np.asarray([row["vector"] for row in batch], dtype=np.float32),
+            )
 
     def _iterate(self, output_fields: list[str], batch_size: int = READ_BATCH) -> Iterator[list[dict]]:
-        if is_lite(self.target.uri):
-            _quiet_lite_iterator_warning()
-        iterator = self.client.query_iterator(self.target.collection, batch_size=batch_size, filter="", output_fields=output_fields)
+        iterator = self.client.query_iterator(
+            self.target.collection, batch_size=batch_size, filter="", output_fields=output_fields
+        )
         try:
             while batch := iterator.next():
                 yield batch
@@ -438,7 +481,9 @@ class MilvusStore(VectorStore):
     def write_meta(self, meta: IndexMeta) -> None:
         """Persist at once: the meta is a collection property, replaced in one call."""
         meta.backend = self.backend
-        self.client.alter_collection_properties(self.target.collection, properties={META_PROPERTY: _meta_json(meta)})
+        self.client.alter_collection_properties(
+            self.target.collection, properties={META_PROPERTY: _meta_json(meta)}
+        )
         self._meta = meta
 
     def close(self) -> None:
@@ -480,7 +525,9 @@ def _index_params(client: Any, metric: str, plan: IndexPlan) -> Any:
     else:
         params = {}
     index_params = client.prepare_index_params()
-    index_params.add_index(field_name="vector", index_type=INDEX_TYPE[plan.index_type], metric_type=metric, params=params)
+    index_params.add_index(
+        field_name="vector", index_type=INDEX_TYPE[plan.index_type], metric_type=metric, params=params
+    )
     return index_params
 
 
@@ -526,7 +573,9 @@ def meta_from_property(raw: str, where: str) -> IndexMeta:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise GalleryIndexError(f"{where} is not valid JSON ({e.msg}); it was damaged or edited. Rebuild the collection.") from e
+        raise GalleryIndexError(
+            f"{where} is not valid JSON ({e.msg}); it was damaged or edited. Rebuild the collection."
+        ) from e
     return check_meta(data, where)
 
 
@@ -545,17 +594,27 @@ def _meta_json(meta: IndexMeta | None) -> str:
 def _row(id_: int, vector: np.ndarray, rec: ItemRecord, content_hash: str | None) -> dict[str, Any]:
     for name, value, limit in (("label", rec.label, LABEL_MAX), ("path", rec.path or "", PATH_MAX)):
         if len(value.encode("utf-8")) > limit:
-            raise GalleryIndexError(f"The {name} {value[:60]!r}... is longer than Milvus's {limit}-byte field; shorten it.")
+            raise GalleryIndexError(
+                f"The {name} {value[:60]!r}... is longer than Milvus's {limit}-byte field; shorten it."
+            )
     return {"id": id_, "vector": vector, "label": rec.label, "path": rec.path, "content_hash": content_hash}
 
 
 def _record(row: dict) -> ItemRecord:
-    return ItemRecord(int(row["id"]), str(row.get("label", "")), row.get("path"), row.get("content_hash") or None)
+    return ItemRecord(
+        int(row["id"]), str(row.get("label", "")), row.get("path"), row.get("content_hash") or None
+    )
 
 
 def _literal(text: str) -> str:
     """A Milvus filter string literal (Milvus Lite has no filter templates): C-style escapes."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
     return f'"{escaped}"'
 
 
@@ -565,15 +624,21 @@ class _DropMessage(logging.Filter):
         self.prefix = prefix
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefix)
+        return not record.getMessage().startswith(self.prefix)
 
 
-def _quiet_lite_iterator_warning() -> None:
-    """Milvus Lite never returns the MVCC timestamp a query iterator asks for; pymilvus then warns on every
-    iterator and falls back to the client's clock, which is right for an in-process server."""
-    log = logging.getLogger("pymilvus.client.iterator.query_iterator")
-    if not any(isinstance(f, _DropMessage) for f in log.filters):
-        log.addFilter(_DropMessage("failed to get mvccTs"))
+def _quiet_lite_logs() -> None:
+    """Milvus Lite's expected noise, dropped: it logs each server start/stop and segment build at INFO; it
+    does not implement the AllocTimestamp call a query iterator makes first (gRPC logs a traceback, pymilvus
+    warns, then falls back to the client's clock, which is right for an in-process server)."""
+    logging.getLogger("milvus_lite").setLevel(logging.WARNING)
+    for name, prefix in (
+        ("pymilvus.client.iterator.query_iterator", "failed to get mvccTs"),
+        ("grpc._server", "Exception calling application: Method not implemented"),
+    ):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessage) for f in log.filters):
+            log.addFilter(_DropMessage(prefix))
 
 
 def _listing(client: Any) -> str:
@@ -594,7 +659,11 @@ def check_same_model(have: IndexMeta | None, given: IndexMeta | None, where: str
 
 
 def _model_of(meta: IndexMeta | None) -> str:
-    return f"{meta.model_name} (hash {str(meta.model_hash)[:12]})" if meta and meta.model_name else "an unrecorded model"
+    return (
+        f"{meta.model_name} (hash {str(meta.model_hash)[:12]})"
+        if meta and meta.model_name
+        else "an unrecorded model"
+    )
 
 
 def _by(meta: IndexMeta | None) -> str:
