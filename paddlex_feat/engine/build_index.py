@@ -19,6 +19,7 @@ def run(cfg: dict) -> dict[str, Any]:
     """Run the build_index mode; returns the content of ``build_index_result.json``."""
     from ..retrieval import GalleryIndex
     from ..retrieval.folder import index_exists
+    from ..retrieval.move import is_index_source
 
     idx_cfg, pred = cfg["Index"], cfg["Predict"]
     if idx_cfg["gallery"] is None:
@@ -26,6 +27,8 @@ def run(cfg: dict) -> dict[str, Any]:
             "Index.gallery is not set; pass a list file or a folder of label sub-folders, "
             "e.g. -o Index.gallery=dataset/demo/gallery.txt."
         )
+    if is_index_source(idx_cfg["gallery"]):  # an index to copy between backends: nothing to embed
+        return run_move(cfg)
     model = model_from_config(cfg, idx_cfg["model_dir"], idx_cfg["batch_size"])
     if idx_cfg["backend"] == "milvus":
         return run_milvus(cfg, model)
@@ -122,4 +125,41 @@ def run_milvus(cfg: dict, model: Any) -> dict[str, Any]:
         "num_unchanged": report.unchanged,
         "duplicates": report.duplicates,
         "skipped": report.errors,
+    }
+
+
+def run_move(cfg: dict) -> dict[str, Any]:
+    """Index.gallery is an index: copy its vectors, without re-embedding, to the Index.backend destination
+    (a faiss folder -> a Milvus collection, or milvus://... -> the Index.path folder)."""
+    from ..retrieval.milvus_build import target_from_config
+    from ..retrieval.milvus_store import parse_milvus_url
+    from ..retrieval.move import collection_to_folder, folder_to_collection
+
+    idx_cfg = cfg["Index"]
+    source = str(idx_cfg["gallery"])
+    if idx_cfg["backend"] == "milvus":
+        if source.startswith("milvus"):
+            raise ConfigError(
+                f"Index.gallery={source} is a collection and Index.backend=milvus: copy it with Milvus's own tools, "
+                "or export it first (-o Index.backend=faiss -o Index.path=FOLDER)."
+            )
+        target = target_from_config(idx_cfg)
+        index = folder_to_collection(source, target, create=idx_cfg["create"])
+        destination = str(target)
+    else:
+        index = collection_to_folder(parse_milvus_url(source, idx_cfg["token"]), idx_cfg["path"])
+        destination = idx_cfg["path"]
+    with index:
+        meta, count = index.meta, len(index)
+    return {
+        "done_flag": True,
+        "action": "copy",
+        "source": source,
+        "destination": destination,
+        "backend": idx_cfg["backend"],
+        "count": count,
+        "index_type": meta.index_type,
+        "model_name": meta.model_name,
+        "num_added": count,
+        "num_removed": 0,
     }
