@@ -202,6 +202,12 @@ class MilvusStore(VectorStore):
         self._meta = meta
         self.search_defaults: dict[str, Any] = dict((meta.index_params if meta else {}) or {})
         self._closed = False
+        self.record_fields = [
+            "id",
+            "label",
+            "path",
+            "content_hash",
+        ]  # an adopted collection may lack the last two
 
     # -- opening and creating ---------------------------------------------------------------------
 
@@ -304,10 +310,14 @@ class MilvusStore(VectorStore):
                     "otherwise choose another Index.collection."
                 )
             dim, metric, index_type = _shape_of(client, target.collection, desc)
+            store = cls(client, target, dim, metric, index_type, None)
+            store.record_fields = [
+                f for f in store.record_fields if f in {f_["name"] for f_ in desc["fields"]}
+            ]
             logger.warning(
                 f"Milvus: collection {target} has no paddlex_feat meta; using it as asked (Index.create=False)."
             )
-            return cls(client, target, dim, metric, index_type, None)
+            return store
         if problems:
             raise GalleryIndexError(
                 f"Collection {target} has paddlex_feat's meta but its schema was changed: {'; '.join(problems)}. "
@@ -346,7 +356,7 @@ class MilvusStore(VectorStore):
         self._refuse_collisions(ids, hashes)
         for start in range(0, len(records), WRITE_BATCH):
             rows = [
-                _row(int(ids[i]), vectors[i], records[i], records[i].content_hash)
+                _row(int(ids[i]), vectors[i], records[i], self.record_fields)
                 for i in range(start, min(start + WRITE_BATCH, len(records)))
             ]
             self.client.upsert(
@@ -415,7 +425,7 @@ class MilvusStore(VectorStore):
         return int(rows[0]["count(*)"]) if rows else 0
 
     def records(self, ids: Iterable[int] | None = None) -> Iterator[ItemRecord]:
-        fields_ = ["id", "label", "path", "content_hash"]
+        fields_ = self.record_fields
         if ids is None:
             for batch in self._iterate(fields_):
                 yield from (_record(row) for row in batch)
@@ -436,10 +446,12 @@ class MilvusStore(VectorStore):
         out: list[ItemRecord] = []
         for name, values in (("content_hash", content_hashes), ("path", paths), ("label", labels)):
             values = list(dict.fromkeys(str(v) for v in values))
+            if name not in self.record_fields:
+                continue
             for start in range(0, len(values), READ_BATCH):
                 expr = f"{name} in [{', '.join(_literal(v) for v in values[start : start + READ_BATCH])}]"
                 rows = self.client.query(
-                    self.target.collection, filter=expr, output_fields=["id", "label", "path", "content_hash"]
+                    self.target.collection, filter=expr, output_fields=self.record_fields
                 )
                 out += [_record(row) for row in rows]
         return out
@@ -459,7 +471,7 @@ class MilvusStore(VectorStore):
 
     def iter_items(self, batch_size: int = READ_BATCH) -> Iterator[tuple[list[ItemRecord], np.ndarray]]:
         """Every item with its vector, in batches: the collection read once, to move it to another backend."""
-        for batch in self._iterate(["id", "label", "path", "content_hash", "vector"], batch_size):
+        for batch in self._iterate([*self.record_fields, "vector"], batch_size):
             yield (
                 [_record(row) for row in batch],
                 np.asarray([row["vector"] for row in batch], dtype=np.float32),
@@ -474,6 +486,14 @@ class MilvusStore(VectorStore):
                 yield batch
         finally:
             iterator.close()
+
+    def save(self, path: str | None = None) -> None:
+        """Write a faiss index folder copy into ``path`` (GalleryIndex.save makes it atomic); the collection
+        itself is persisted by Milvus as it is written, so without a path there is nothing to do."""
+        if path is not None:
+            from .move import faiss_copy
+
+            faiss_copy(self).save(path)
 
     def read_meta(self) -> IndexMeta | None:
         return self._meta
@@ -591,13 +611,20 @@ def _meta_json(meta: IndexMeta | None) -> str:
     return json.dumps({k: v for k, v in data.items() if k in known}, ensure_ascii=False)
 
 
-def _row(id_: int, vector: np.ndarray, rec: ItemRecord, content_hash: str | None) -> dict[str, Any]:
+def _row(id_: int, vector: np.ndarray, rec: ItemRecord, record_fields: list[str]) -> dict[str, Any]:
     for name, value, limit in (("label", rec.label, LABEL_MAX), ("path", rec.path or "", PATH_MAX)):
         if len(value.encode("utf-8")) > limit:
             raise GalleryIndexError(
                 f"The {name} {value[:60]!r}... is longer than Milvus's {limit}-byte field; shorten it."
             )
-    return {"id": id_, "vector": vector, "label": rec.label, "path": rec.path, "content_hash": content_hash}
+    row = {
+        "id": id_,
+        "vector": vector,
+        "label": rec.label,
+        "path": rec.path,
+        "content_hash": rec.content_hash,
+    }
+    return {k: v for k, v in row.items() if k == "vector" or k in record_fields}
 
 
 def _record(row: dict) -> ItemRecord:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from .index import GalleryIndex, _now
 from .index_types import plan_index
 from .milvus_store import LITE_INDEX_TYPES, MilvusStore, MilvusTarget, is_lite
 from .store import IndexMeta, ItemRecord
+
+if TYPE_CHECKING:
+    from .faiss_store import FaissStore
 
 BATCH = 1000
 
@@ -33,29 +37,33 @@ def is_index_source(gallery: str | os.PathLike | None) -> bool:
     return str(gallery).startswith("milvus") or index_exists(gallery)
 
 
-def collection_to_folder(target: MilvusTarget, folder: str | os.PathLike) -> GalleryIndex:
-    """Export a collection into a faiss index folder (written atomically); the faiss index is of the type the
-    collection's meta names, planned for its size."""
+def faiss_copy(source: MilvusStore) -> FaissStore:
+    """A faiss store holding a collection's items (ids 0, 1, ... in key order), indexed as its meta says."""
     from .faiss_store import FaissStore
 
-    with MilvusStore.open(target) as source:
-        meta = source.read_meta() or IndexMeta(None, None, source.dim, source.metric, source.index_type)
-        records: list[ItemRecord] = []
-        parts = []
-        for batch, vectors in source.iter_items(BATCH):
-            records += batch
-            parts.append(vectors)
+    meta = source.read_meta() or IndexMeta(None, None, source.dim, source.metric, source.index_type)
+    records: list[ItemRecord] = []
+    parts = []
+    for batch, vectors in source.iter_items(BATCH):
+        records += batch
+        parts.append(vectors)
     order = np.argsort([r.id for r in records], kind="stable")  # the collection's key order, reproducible
     vectors = np.concatenate(parts)[order] if parts else np.zeros((0, meta.dim), np.float32)
     records = [records[k] for k in order]
-    plan = plan_index(meta.index_type, len(records), meta.dim, nprobe=meta.index_params.get("nprobe"))
+    plan = plan_index(meta.index_type, max(1, len(records)), meta.dim, nprobe=meta.index_params.get("nprobe"))
     store = FaissStore.create(meta.dim, meta.metric, plan, vectors)
     store.add(vectors, records)
-    index = GalleryIndex(
-        store, replace(meta, backend="faiss", index_type=plan.index_type, count=len(records))
-    )
+    store.write_meta(replace(meta, backend="faiss", index_type=plan.index_type, count=len(records)))
+    return store
+
+
+def collection_to_folder(target: MilvusTarget, folder: str | os.PathLike) -> GalleryIndex:
+    """Export a collection into a faiss index folder (written atomically), of the type its meta names."""
+    with MilvusStore.open(target) as source:
+        store = faiss_copy(source)
+    index = GalleryIndex(store, store.read_meta())
     index.save(folder)
-    logger.info(f"Exported {len(records)} items from {target} to {folder} ({plan.index_type}).")
+    logger.info(f"Exported {len(index)} items from {target} to {folder} ({index.meta.index_type}).")
     return index
 
 
