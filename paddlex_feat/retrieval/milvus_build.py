@@ -85,34 +85,14 @@ def fill_collection(
     mine = shard_slice(entries, shard)
     fp = model_fingerprint(model)
     store = _existing(target, create)
-    if store is not None:
-        GalleryIndex(store, store.read_meta() or _adopted_meta(store)).check_model(fp)
-    gallery_paths = {os.path.normpath(e.path) for e in entries if e.path is not None}
     report = UpdateReport()
-    kept: set[int] = set()
-    first: dict[str, str] = {}  # content hash -> where it was first seen in this run
-    where = f"shard {shard[0]}/{shard[1]} of " if shard else ""
-    bar = tqdm(total=len(mine), desc=f"Milvus {where}{target.collection}", unit="img", disable=None)
     try:
-        for start in range(0, len(mine), chunk):
-            batch, hashes = _hash_batch(mine[start : start + chunk], first, report, skip_errors)
-            kept.update(id_for_hash(h) for h in hashes)
-            if store is None and batch:
-                vectors, batch, hashes = _embed(model, batch, hashes, report, batch_size, skip_errors)
-                if not batch:
-                    bar.update(min(chunk, len(mine) - start))
-                    continue
-                store = _create(target, vectors.shape[1], len(entries), options, fp)
-                report.added += store.add(vectors, _records(batch, hashes)).tolist()
-            elif batch:
-                _update_batch(store, model, batch, hashes, gallery_paths, report, batch_size, skip_errors)
-            bar.update(min(chunk, len(mine) - start))
-    finally:
-        bar.close()
-    if store is None:
-        raise GalleryIndexError("The gallery has no readable images; nothing to index.")
-    try:
-        if shard is None:
+        if store is not None:
+            GalleryIndex(store, store.read_meta() or _adopted_meta(store)).check_model(fp)
+        store, kept = _fill(
+            store, model, entries, mine, target, fp, options, report, chunk, batch_size, skip_errors, shard
+        )
+        if shard is None:  # the whole gallery was seen: what is not in it any more goes
             gone = [rec.id for rec in store.records() if rec.id not in kept]
             report.removed += gone
             store.remove(gone)
@@ -122,7 +102,8 @@ def fill_collection(
             index.meta.score_threshold = options.score_threshold
         index._touch()
     except BaseException:
-        store.close()
+        if store is not None:
+            store.close()
         raise
     logger.info(
         f"Milvus {target}: {len(report.added)} added, {len(report.removed)} removed, {report.unchanged} already there"
@@ -130,6 +111,50 @@ def fill_collection(
         + (f", {len(report.errors)} unreadable skipped" if report.errors else "")
     )
     return index, report
+
+
+def _fill(
+    store: MilvusStore | None,
+    model: Any,
+    entries: list[GalleryEntry],
+    mine: list[GalleryEntry],
+    target: MilvusTarget,
+    fp: dict[str, Any],
+    options: IndexOptions,
+    report: UpdateReport,
+    chunk: int,
+    batch_size: int | None,
+    skip_errors: bool,
+    shard: tuple[int, int] | None,
+) -> tuple[MilvusStore, set[int]]:
+    """The chunk loop: hash, skip what is stored, embed the rest, upsert; the collection is made at the first
+    embedded chunk (its dimension is the model's). Returns the store and the keys of this run's images."""
+    gallery_paths = {os.path.normpath(e.path) for e in entries if e.path is not None}
+    first: dict[str, str] = {}  # content hash -> where it was first seen in this run
+    kept: set[int] = set()
+    where = f"shard {shard[0]}/{shard[1]} of " if shard else ""
+    try:
+        with tqdm(
+            total=len(mine), desc=f"Milvus {where}{target.collection}", unit="img", disable=None
+        ) as bar:
+            for start in range(0, len(mine), chunk):
+                batch, hashes = _hash_batch(mine[start : start + chunk], first, report, skip_errors)
+                kept.update(id_for_hash(h) for h in hashes)
+                if store is None and batch:
+                    vectors, batch, hashes = _embed(model, batch, hashes, report, batch_size, skip_errors)
+                    if batch:
+                        store = _create(target, vectors.shape[1], len(entries), options, fp)
+                        report.added += store.add(vectors, _records(batch, hashes)).tolist()
+                elif batch:
+                    _update_batch(store, model, batch, hashes, gallery_paths, report, batch_size, skip_errors)
+                bar.update(min(chunk, len(mine) - start))
+    except BaseException:
+        if store is not None:  # made in here: the caller cannot close it
+            store.close()
+        raise
+    if store is None:
+        raise GalleryIndexError("The gallery has no readable images; nothing to index.")
+    return store, kept
 
 
 def _existing(target: MilvusTarget, create: bool) -> MilvusStore | None:
