@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,3 +226,40 @@ def test_bad_milvus_url_and_collection_name():
         parse_milvus_url("milvus:///products")
     with pytest.raises(UsageError, match="not a valid Milvus collection name"):
         MilvusStore.open(MilvusTarget("x.db", "my-products"))
+
+
+WRITER = """
+import hashlib, sys
+import numpy as np
+from paddlex_feat.retrieval.index_types import IndexPlan
+from paddlex_feat.retrieval.milvus_store import MilvusStore, MilvusTarget
+from paddlex_feat.retrieval.store import IndexMeta, ItemRecord
+store = MilvusStore.create(MilvusTarget(sys.argv[1], "k"), 16, "IP", IndexPlan("Flat"), meta=IndexMeta("m", "a" * 64, 16))
+for b in range(10_000):
+    x = np.random.default_rng(b).standard_normal((100, 16)).astype("float32")
+    store.add(x, [ItemRecord(-1, "l", None, hashlib.sha256(f"{b}-{i}".encode()).hexdigest()) for i in range(100)])
+    print(b, flush=True)
+"""
+
+
+def test_kill_9_during_a_build_keeps_every_acknowledged_batch_whole(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    db = str(tmp_path / "killed.db")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, db],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    acked = -1
+    for line in writer.stdout:
+        acked = int(line)
+        if acked >= 4:
+            break
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    with MilvusStore.open(MilvusTarget(db, "k")) as store:
+        count = store.count()
+    assert count % 100 == 0 and count >= (acked + 1) * 100  # whole batches, none acknowledged then lost
