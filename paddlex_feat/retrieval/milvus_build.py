@@ -22,7 +22,7 @@ from ..utils.logger import logger
 from .gallery import GalleryEntry, content_hash, read_gallery
 from .index import GalleryIndex, UpdateReport, _embed, _now, _unreadable, model_fingerprint
 from .index_types import plan_index
-from .milvus_store import MilvusStore, MilvusTarget, id_for_hash, parse_milvus_url
+from .milvus_store import CollectionMissing, MilvusStore, MilvusTarget, id_for_hash, parse_milvus_url
 from .store import IndexMeta, ItemRecord
 
 CHUNK = 1000  # images hashed, checked against the collection and embedded per step (the resume granularity)
@@ -161,12 +161,10 @@ def _existing(target: MilvusTarget, create: bool) -> MilvusStore | None:
     """The collection's store when it exists (checked: ours, or adopted with create=False); else None."""
     try:
         return MilvusStore.open(target, writable=True, create=create)
-    except GalleryIndexError as e:
-        if create and "has no collection" in str(e):
+    except CollectionMissing as e:
+        if create:
             return None
-        if not create and "has no collection" in str(e):
-            raise GalleryIndexError(f"{e} (Index.create=False: the collection must exist.)") from e
-        raise
+        raise CollectionMissing(f"{e} (Index.create=False: the collection must exist.)") from e
 
 
 def _create(

@@ -55,6 +55,11 @@ INDEX_TYPE = {"Flat": "FLAT", "HNSW": "HNSW", "IVF": "IVF_FLAT", "IVF_PQ": "IVF_
 LITE_INDEX_TYPES = ("Flat", "HNSW", "IVF")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
+
+class CollectionMissing(GalleryIndexError):
+    """The uri answers but holds no collection of that name."""
+
+
 _lite_users: dict[str, int] = {}  # Milvus Lite path -> open stores on it in this process
 _lite_lock = threading.Lock()
 
@@ -227,7 +232,7 @@ class MilvusStore(VectorStore):
         client = connect(target, timeout)
         try:
             if not client.has_collection(target.collection):
-                raise GalleryIndexError(
+                raise CollectionMissing(
                     f"Milvus at {target.uri} has no collection {target.collection!r}"
                     f"{_listing(client)}. Build it first: -o Global.mode=build_index -o Index.backend=milvus "
                     f"-o Index.uri={target.uri} -o Index.collection={target.collection}"

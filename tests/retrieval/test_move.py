@@ -22,6 +22,11 @@ def test_collection_to_folder_and_back_keeps_items_vectors_and_keys(
     with fill_collection(model, gallery, lite_target)[0] as source:
         original = sorted((r.id, r.label, r.path, r.content_hash) for r in source.items())
         vectors = source.store.vectors([o[0] for o in original])
+        source.save(tmp_path / "via_save")  # save() of a Milvus-backed index writes a faiss folder copy
+    with load_index(tmp_path / "via_save") as saved:
+        assert sorted((r.label, r.path, r.content_hash) for r in saved.items()) == sorted(
+            o[1:] for o in original
+        )
     embedded = counting(model, monkeypatch)
     folder = collection_to_folder(lite_target, tmp_path / "index")
     assert [r.id for r in folder.items()] == list(range(12))  # PaddleX's numbering in the folder
