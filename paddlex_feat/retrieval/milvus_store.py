@@ -53,6 +53,12 @@ READ_BATCH = 1000
 MAX_TOP_K = 16384  # Milvus refuses a larger limit
 INDEX_TYPE = {"Flat": "FLAT", "HNSW": "HNSW", "IVF": "IVF_FLAT", "IVF_PQ": "IVF_PQ"}
 LITE_INDEX_TYPES = ("Flat", "HNSW", "IVF")
+RECORD_FIELDS = (
+    "id",
+    "label",
+    "path",
+    "content_hash",
+)  # a collection adopted with create=False may lack the last two
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 
@@ -208,12 +214,7 @@ class MilvusStore(VectorStore):
         self.search_defaults: dict[str, Any] = dict((meta.index_params if meta else {}) or {})
         self._closed = False
         self._unflushed = is_lite(target.uri)  # a reopened Lite file replays its WAL into the slow memtable
-        self.record_fields = [
-            "id",
-            "label",
-            "path",
-            "content_hash",
-        ]  # an adopted collection may lack the last two
+        self.record_fields = list(RECORD_FIELDS)
 
     # -- opening and creating ---------------------------------------------------------------------
 
@@ -289,6 +290,12 @@ class MilvusStore(VectorStore):
                     "Index.collection."
                 )
             check_same_model(store._meta, meta, str(target))
+            if meta is None and store.count():  # whose features these are is unknown: do not mix them in
+                raise GalleryIndexError(
+                    f"Collection {target} already holds {store.count()} items. Open it to add to it "
+                    f"(load_index(uri={target.uri!r}, collection={target.collection!r})), or choose another "
+                    "collection."
+                )
             client.load_collection(target.collection)
             return store
         except BaseException:

@@ -263,3 +263,10 @@ def test_kill_9_during_a_build_keeps_every_acknowledged_batch_whole(tmp_path):
     with MilvusStore.open(MilvusTarget(db, "k")) as store:
         count = store.count()
     assert count % 100 == 0 and count >= (acked + 1) * 100  # whole batches, none acknowledged then lost
+
+
+def test_creating_without_a_model_over_a_filled_collection_is_refused(lite_target):
+    with MilvusStore.create(lite_target, 16, "IP", IndexPlan("Flat"), meta=meta()) as store:
+        store.add(unit_rows(3), records(3))
+    with pytest.raises(GalleryIndexError, match="already holds 3 items"):
+        MilvusStore.create(lite_target, 16, "IP", IndexPlan("Flat"))  # a store_factory knows no model
