@@ -2,7 +2,9 @@
 
 A first run builds ``Index.path``; a later run with the same model updates it in place from the
 gallery (only new or changed images are embedded, deleted ones are dropped), so adding products
-never re-embeds the whole gallery.
+never re-embeds the whole gallery. With ``Index.backend=milvus`` the gallery goes into a Milvus
+collection instead (``run_milvus``: sharded, resumable); when ``Index.gallery`` names an index (a
+faiss folder or a ``milvus://`` URL) its vectors are copied across backends (``run_move``).
 """
 
 from __future__ import annotations
@@ -146,6 +148,11 @@ def run_move(cfg: dict) -> dict[str, Any]:
         target = target_from_config(idx_cfg)
         index = folder_to_collection(source, target, create=idx_cfg["create"])
         destination = str(target)
+    elif not source.startswith("milvus"):
+        raise ConfigError(
+            f"Index.gallery={source} is already an index folder. To copy it into a Milvus collection add "
+            "-o Index.backend=milvus; to rebuild it, point Index.gallery at the images' list file or folder."
+        )
     else:
         index = collection_to_folder(parse_milvus_url(source, idx_cfg["token"]), idx_cfg["path"])
         destination = idx_cfg["path"]

@@ -78,3 +78,12 @@ def test_cli_copies_a_folder_into_a_collection_and_exports_it(model, gallery, tm
     assert json.loads((out / "build_index_result.json").read_text())["count"] == 12
     with load_index(tmp_path / "exported") as exported:
         assert sorted(r.label for r in exported.items()) == sorted(LABELS[i % 4] for i in range(12))
+
+
+def test_cli_an_index_folder_as_gallery_without_milvus_is_explained(model, gallery, tmp_path):
+    build_index(model, str(gallery)).save(tmp_path / "index")
+    out = tmp_path / "out"
+    rc = main(["-c", str(CONFIG), "-o", f"Global.output={out}", "-o", "Global.mode=build_index",
+               "-o", f"Index.gallery={tmp_path / 'index'}"])  # fmt: skip
+    assert rc == 1
+    assert "already an index folder" in json.loads((out / "build_index_result.json").read_text())["err_msg"]
