@@ -233,12 +233,9 @@ def _update_batch(
         if rec is None:
             continue
         path = batch[k].path
-        other = (
-            rec.path is not None and path is not None and os.path.normpath(rec.path) != os.path.normpath(path)
-        )
-        if (
-            other and os.path.normpath(rec.path) in gallery_paths
-        ):  # the same image listed twice: keep the stored one
+        old_path = os.path.normpath(rec.path) if rec.path is not None else None
+        other = old_path is not None and path is not None and old_path != os.path.normpath(path)
+        if other and old_path in gallery_paths:  # the same image listed twice: keep the stored one
             report.duplicates.append(f"{batch[k].where}: same content as {rec.path}, not added again")
         elif rec.label != batch[k].label or other or (rec.path is None and path is not None):
             relabel.append(k)  # relabelled, or its file moved: rewrite the record, keep the vector
