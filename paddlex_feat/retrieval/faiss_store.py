@@ -26,7 +26,7 @@ import yaml
 
 from ..utils.errors import GalleryIndexError
 from ..utils.logger import logger
-from .index_types import IndexPlan
+from .index_types import IndexPlan, train_size
 from .store import METRICS, IndexMeta, ItemRecord, VectorStore
 
 VECTOR_FILE = "vector.index"
@@ -86,13 +86,20 @@ class FaissStore(VectorStore):
     def create(cls, dim: int, metric: str, plan: IndexPlan, train: np.ndarray | None = None) -> FaissStore:
         """An empty store for ``plan``; IVF types are trained on ``train`` (the gallery's vectors)."""
         inner = faiss.index_factory(dim, factory_string(plan), faiss_metric(metric))
+        # the search knobs are also set on the index itself, so that the saved file answers as ours do
+        # when PaddleX (which sets neither) searches it
         if plan.index_type == "HNSW":
             inner.hnsw.efConstruction = plan.params.get("ef_construction", 40)
+            inner.hnsw.efSearch = plan.params.get("ef_search", 16)
         if plan.index_type in ("IVF", "IVF_PQ"):
             if train is None:
                 raise ValueError(f"{plan.index_type} needs training vectors")
+            rows = train_size(plan.params)
+            if len(train) > rows:  # a seeded sample: k-means over the whole gallery costs minutes per million
+                train = train[np.sort(np.random.default_rng(0).choice(len(train), rows, replace=False))]
             inner.train(np.ascontiguousarray(train, dtype=np.float32))
             inner.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by id
+            inner.nprobe = plan.params.get("nprobe", 1)
             index = inner
         else:
             index = faiss.IndexIDMap2(inner)
@@ -207,6 +214,7 @@ class FaissStore(VectorStore):
         old = faiss.downcast_index(self.index.index)
         inner = faiss.IndexHNSWFlat(self.dim, old.hnsw.nb_neighbors(1), old.metric_type)
         inner.hnsw.efConstruction = old.hnsw.efConstruction
+        inner.hnsw.efSearch = old.hnsw.efSearch
         index = faiss.IndexIDMap2(inner)
         if len(live):
             index.add_with_ids(vectors, live)

@@ -1,0 +1,291 @@
+"""Gallery index benchmark: every index type against exact Flat search, and sync against a full build.
+
+    python bench/retrieval.py index [--n 1000000] [--types Flat HNSW IVF IVF_PQ]
+    python bench/retrieval.py sync [--n 10000]
+
+``index``: data are ``--n`` 512-d L2-normalised vectors that are not uniform noise: a mixture of
+``--clusters`` (20k) Gaussian clusters whose centres are real image features, and the queries are
+real features of other images. Real features come from the emoji-vendors images (or dataset/demo)
+embedded by PP-ShiTuV2_rec at input 64 (random weights with spread BatchNorm statistics, exported
+with our export, run by our Predictor): centre j is feature (j mod R) of the train+gallery images
+plus noise (sigma 0.35 / sqrt(512) per dim), and each gallery vector is a centre plus noise
+(sigma 0.25 / sqrt(512)); queries are the query images' features. Each index type is built and
+timed in its own subprocess (so its peak RSS is its own): build time, peak RSS above the loaded
+data, index file size, single-query and batched queries/s, and recall@10 against exact Flat
+answers on the same queries, plus the ratios to Flat from the same run.
+
+``sync``: a ``--n`` image folder gallery (emoji images, each made distinct by one pixel), embedded by
+PP-ShiTuV2_rec at input 64 (so the embedding cost is real); then 1% of the files change and
+``build_index`` syncs. Prints both times and their ratio (the sync time covers hashing every file,
+embedding the changed ones, removing and adding, and saving the folder; so does the build's).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Spinning OpenMP threads wait for each other on an oversubscribed host (this one: 2 cores, 7 agents):
+# measured here, exact single queries ran 15x slower with the default (active) wait policy.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+EMOJI = Path("/work/shared/data/emoji-vendors")
+CACHE = Path(tempfile.gettempdir()) / "pxf_bench_retrieval"
+DIM = 512
+INPUT = 64
+
+
+def export_model(folder: Path) -> Path:
+    """PP-ShiTuV2_rec at input 64, random weights with spread BN statistics (so features differ)."""
+    if (folder / "inference.yml").is_file():
+        return folder
+    import paddle
+
+    from paddlex_feat.engine.export import export_inference
+    from paddlex_feat.models import build_model
+
+    paddle.seed(0)
+    model = build_model("PP-ShiTuV2_rec", 10)
+    rng = np.random.default_rng(0)
+    for name, value in model.state_dict().items():
+        if name.endswith("_mean"):
+            value.set_value(rng.normal(0, 0.5, value.shape).astype("float32"))
+        elif name.endswith("_variance"):
+            value.set_value(rng.uniform(0.2, 2.0, value.shape).astype("float32"))
+    model.eval()
+    export_inference(model, "PP-ShiTuV2_rec", folder, input_size=INPUT)
+    return folder
+
+
+def dataset_dir() -> Path:
+    return EMOJI if (EMOJI / "query.txt").is_file() else ROOT / "dataset" / "demo"
+
+
+def real_features() -> tuple[np.ndarray, np.ndarray]:
+    """(train+gallery features, query features) of the emoji images, cached."""
+    out = CACHE / "real_features.npz"
+    if out.is_file():
+        data = np.load(out)
+        return data["base"], data["queries"]
+    from paddlex_feat import create_model
+    from paddlex_feat.data.lists import read_list
+
+    root = dataset_dir()
+    model = create_model("PP-ShiTuV2_rec", model_dir=str(export_model(CACHE / "model")), batch_size=32)
+
+    def embed(split: str) -> np.ndarray:
+        paths = [str(root / e.path) for e in read_list(root, split)]
+        return np.stack([r.feature for r in model.predict(paths)])
+
+    base = np.concatenate([embed("train"), embed("gallery")])
+    queries = embed("query")
+    np.savez(out, base=base, queries=queries)
+    return base, queries
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def make_data(n: int, clusters: int, seed: int = 0) -> Path:
+    """The gallery (.npy, float32 [n, 512]) and queries, cached by size."""
+    path = CACHE / f"gallery_{n}_{clusters}.npy"
+    if path.is_file():
+        return path
+    base, _ = real_features()
+    rng = np.random.default_rng(seed)
+    centres = unit(
+        base[np.arange(clusters) % len(base)] + rng.normal(0, 0.35 / np.sqrt(DIM), (clusters, DIM))
+    )
+    gallery = np.lib.format.open_memmap(path.with_suffix(".tmp.npy"), "w+", np.float32, (n, DIM))
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        pick = rng.integers(0, clusters, m)
+        gallery[start : start + m] = unit(centres[pick] + rng.normal(0, 0.25 / np.sqrt(DIM), (m, DIM)))
+    gallery.flush()
+    del gallery
+    os.replace(path.with_suffix(".tmp.npy"), path)
+    return path
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class PeakRSS:
+    """Samples the resident memory every 20 ms in a thread; ``peak`` is the highest seen."""
+
+    def __init__(self) -> None:
+        self.peak, self._stop = rss_mb(), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_mb())
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, rss_mb())
+
+
+def worker(index_type: str, data: Path, queries: int, single: int, out: Path) -> None:
+    """Build one index type, time it, and write its figures (runs in its own process)."""
+    import faiss
+
+    from paddlex_feat.retrieval.faiss_store import FaissStore
+    from paddlex_feat.retrieval.index_types import plan_index
+    from paddlex_feat.retrieval.store import ItemRecord
+
+    faiss.omp_set_num_threads(len(os.sched_getaffinity(0)))
+    gallery = np.load(data)
+    _, q_all = real_features()
+    q = np.ascontiguousarray(q_all[:queries])
+    base = rss_mb()
+    sampler = PeakRSS()
+    start = time.perf_counter()
+    plan = plan_index(index_type, len(gallery), DIM)
+    store = FaissStore.create(DIM, "IP", plan, gallery)
+    for s in range(0, len(gallery), 200_000):  # ids and records as GalleryIndex adds them
+        chunk = gallery[s : s + 200_000]
+        store.add(chunk, [ItemRecord(-1, f"c{s + i}") for i in range(len(chunk))])
+    build_s = time.perf_counter() - start
+    peak_mb = sampler.stop() - base
+    folder = Path(tempfile.mkdtemp(prefix="pxf_bench_idx_"))
+    store.save(str(folder / "idx"))
+    size_mb = (folder / "idx" / "vector.index").stat().st_size / 2**20
+    shutil.rmtree(folder)
+    store.search(q[:5], 10)  # warm-up
+    t = time.perf_counter()
+    for i in range(single):
+        store.search(q[i : i + 1], 10)
+    single_qps = single / (time.perf_counter() - t)
+    t = time.perf_counter()
+    _, ids = store.search(q, 10)
+    batch_qps = len(q) / (time.perf_counter() - t)
+    np.save(out.with_suffix(".ids.npy"), ids)
+    out.write_text(json.dumps({
+        "index_type": plan.index_type, "params": plan.params, "build_s": build_s, "peak_rss_mb": peak_mb,
+        "size_mb": size_mb, "single_qps": single_qps, "batch_qps": batch_qps, "single_queries": single,
+    }))  # fmt: skip
+
+
+def bench_index(args: argparse.Namespace) -> None:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    data = make_data(args.n, args.clusters)
+    print(
+        f"data: {args.n} x {DIM} ({args.clusters} clusters) ready in {time.perf_counter() - t:.0f} s",
+        flush=True,
+    )
+    rows = {}
+    for kind in ["Flat"] + [k for k in args.types if k != "Flat"]:
+        out = CACHE / f"result_{kind}_{args.n}.json"
+        single = args.flat_single if kind == "Flat" else args.single
+        queries = args.flat_queries if kind == "Flat" else args.queries
+        cmd = [sys.executable, __file__, "worker", kind, str(data), str(queries), str(single), str(out)]
+        subprocess.run(cmd, check=True)
+        rows[kind] = json.loads(out.read_text())
+        rows[kind]["ids"] = np.load(out.with_suffix(".ids.npy"))
+        print(f"{kind}: built in {rows[kind]['build_s']:.1f} s", flush=True)
+    exact = rows["Flat"]["ids"]
+    n_judged = len(exact)
+    flat = rows["Flat"]
+    print(f"\n{args.n} vectors, {DIM}-d; recall@10 on {n_judged} real queries against exact Flat answers")
+    print(
+        "| type | params | build s | peak RSS MB | index MB | size vs Flat | single q/s | x Flat | batch q/s | recall@10 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for kind, r in rows.items():
+        ids = r["ids"][:n_judged]
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)])
+        params = ",".join(
+            f"{k}={v}"
+            for k, v in r["params"].items()
+            if k in ("nlist", "nprobe", "M", "ef_search", "pq_m", "pq_bits")
+        )
+        print(
+            f"| {kind} | {params or '-'} | {r['build_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_mb']:.0f} | "
+            f"{r['size_mb'] / flat['size_mb']:.3f} | {r['single_qps']:.1f} | {r['single_qps'] / flat['single_qps']:.0f}x | "
+            f"{r['batch_qps']:.0f} | {recall:.3f} |"
+        )
+
+
+def bench_sync(args: argparse.Namespace) -> None:
+    import cv2
+
+    from paddlex_feat import build_index, create_model, load_index
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    root = dataset_dir()
+    sources = sorted(p for p in (root / "images").rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    folder = Path(tempfile.mkdtemp(prefix="pxf_bench_sync_"))
+    gallery = folder / "gallery"
+    for i in range(args.n):
+        img = cv2.imread(str(sources[i % len(sources)]))
+        img[0, 0] = (i % 256, (i // 256) % 256, (i // 65536) % 256)  # distinct content per file
+        label = f"class {i % 1000}"
+        (gallery / label).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(gallery / label / f"{i}.png"), img)
+    model = create_model("PP-ShiTuV2_rec", model_dir=str(export_model(CACHE / "model")), batch_size=32)
+    t = time.perf_counter()
+    build_index(model, str(gallery)).save(folder / "index")
+    build_s = time.perf_counter() - t
+    changed = sorted(gallery.rglob("*.png"))[::100][: args.n // 100]
+    for p in changed:
+        img = cv2.imread(str(p))
+        img[1, 1] = 255 - img[1, 1]
+        cv2.imwrite(str(p), img)
+    t = time.perf_counter()
+    index = load_index(folder / "index", model=model)
+    report = index.sync(model, str(gallery))
+    index.save()
+    sync_s = time.perf_counter() - t
+    shutil.rmtree(folder)
+    print(json.dumps({
+        "gallery": args.n, "changed": len(changed), "full_build_s": round(build_s, 2), "sync_s": round(sync_s, 2),
+        "sync_over_build": round(sync_s / build_s, 4), "added": len(report.added), "removed": len(report.removed),
+        "unchanged": report.unchanged,
+    }, indent=2))  # fmt: skip
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        worker(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("index")
+    p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument("--clusters", type=int, default=20_000)
+    p.add_argument("--types", nargs="+", default=["Flat", "HNSW", "IVF", "IVF_PQ"])
+    p.add_argument("--queries", type=int, default=1000, help="batched queries (recall is judged on Flat's)")
+    p.add_argument("--single", type=int, default=500, help="one-at-a-time queries timed per ANN type")
+    p.add_argument("--flat-queries", type=int, default=200, help="exact answers to judge recall on")
+    p.add_argument("--flat-single", type=int, default=20, help="one-at-a-time exact queries timed")
+    s = sub.add_parser("sync")
+    s.add_argument("--n", type=int, default=10_000)
+    args = parser.parse_args()
+    (bench_index if args.what == "index" else bench_sync)(args)
+
+
+if __name__ == "__main__":
+    main()
