@@ -1,6 +1,6 @@
 """Time check_dataset's validation on a 50k-image list made by repeating the shared emoji data.
 
-Usage: .venv/bin/python bench/check_dataset.py [--data /work/shared/data/emoji-vendors] [--images 50000]
+Usage: .venv/bin/python bench/check_dataset.py [--data ../shared/data/emoji-vendors] [--images 50000]
 
 Builds a temporary ShiTuRecDataset whose images/ holds N symlinked copies of the source images/
 folder, so every line names a distinct path and every image is really read and decoded. Compares,
@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from paths import bench_dataset  # noqa: E402
 
 from paddlex_feat.data.check import check_dataset, default_num_workers  # noqa: E402
 from paddlex_feat.data.lists import parse_list  # noqa: E402
@@ -60,7 +62,7 @@ def exists_only(root: Path) -> int:
 def main() -> None:
     """Build the dataset, run the three variants, print images/s and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/work/shared/data/emoji-vendors")
+    parser.add_argument("--data", default=str(bench_dataset()), help="env BENCH_DATASET")
     parser.add_argument("--images", type=int, default=50_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_check_") as tmp:

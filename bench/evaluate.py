@@ -5,8 +5,9 @@
 
 ``metrics`` runs each size in a fresh subprocess (so ru_maxrss is that case's peak) on random
 512-d features drawn around class centres (about 5 gallery images per class). With
-``--paddleclas-repo`` (a PaddleClas git dir, e.g. from the fetch tool), the 20k features are
-also scored by PaddleClas 2.6.0's ``Recallk``/``mAP`` under /work/ref_venv, in the same run.
+``--paddleclas-repo`` (a PaddleClas git dir, e.g. ``../PaddleClas/.git``), the 20k features are
+also scored by PaddleClas 2.6.0's ``Recallk``/``mAP`` under the reference python (``--ref-python``,
+default ``.venv-ref/bin/python``), in the same run.
 
 ``extract`` times extract_features (static graph) against the same model in eager mode on the
 query+gallery lists of a dataset, checks their cosine agreement, and prints the ratio.
@@ -25,9 +26,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from paths import bench_dataset, ref_python, require_ref_python
 
 ROOT = Path(__file__).resolve().parents[1]
-REF_PYTHON = "/work/ref_venv/bin/python"
 PADDLECLAS_260_COMMIT = "d6892e564cc754e760939e4848e45dc1b1a3c374"  # "Release PaddleClas release/2.6"
 
 
@@ -106,7 +107,7 @@ def bench_metrics(args: argparse.Namespace) -> None:
             if i == 0 and args.paddleclas_repo:
                 ppcls_dir = extract_ppcls(args.paddleclas_repo, tmp)
                 ref = run_json(
-                    [REF_PYTHON, str(ROOT / "bench" / "paddleclas_metric_runner.py"), "--ppcls-dir", ppcls_dir,
+                    [str(require_ref_python(args.ref_python)), str(ROOT / "bench" / "paddleclas_metric_runner.py"), "--ppcls-dir", ppcls_dir,
                      "--features", saved]
                 )  # fmt: skip
                 m = ref["metrics"]
@@ -165,15 +166,14 @@ def main() -> None:
     m = sub.add_parser("metrics")
     m.add_argument("--sizes", type=int, nargs="+", default=[20000, 100000])
     m.add_argument("--seed", type=int, default=0)
-    m.add_argument(
-        "--paddleclas-repo", help="PaddleClas git dir, e.g. /work/.mirror/PaddlePaddle+PaddleClas/repo"
-    )
+    m.add_argument("--paddleclas-repo", help="PaddleClas git dir, e.g. ../PaddleClas/.git")
+    m.add_argument("--ref-python", default=str(ref_python()), help="env REF_PYTHON")
     c = sub.add_parser("metric-case")
     c.add_argument("--n", type=int, required=True)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--save")
     e = sub.add_parser("extract")
-    e.add_argument("--dataset-dir", default="/work/shared/data/emoji-vendors")
+    e.add_argument("--dataset-dir", default=str(bench_dataset()), help="env BENCH_DATASET")
     e.add_argument("--model", default="PP-ShiTuV2_rec")
     e.add_argument("--num-classes", type=int, default=1911)
     e.add_argument("--weights", help="a .pdparams checkpoint (default: random init)")

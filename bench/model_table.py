@@ -6,8 +6,11 @@ For each model (random init, exported at 224) every column runs in its own worke
 * high-performance mode, fp32: every installed backend (OpenVINO, ONNX Runtime); the table shows the
   best, which is what ``use_hpip=True`` picks;
 * high-performance mode, bf16 (OpenVINO), where the CPU has native bf16;
+* high-performance mode, int8 (OpenVINO) for PP-ShiTuV2_rec: the model quantized as
+  ``Export.precision=int8`` does it (calibrated on ``--calibration-size`` demo training images; the
+  calibration time is in the note), unless ``--no-int8``;
 * with ``--paddlex``: PaddleX 3.7.2's normal mode on the same PP-ShiTuV2_rec folder, from
-  /work/ref_venv, with the same thread count (``PADDLE_PDX_CPU_NUM_THREADS``), and for information
+  the reference python (``--ref-python``, default ``.venv-ref/bin/python``), with the same thread count (``PADDLE_PDX_CPU_NUM_THREADS``), and for information
   also as it ships (10 CPU threads);
 * on a machine with an NVIDIA GPU and a CUDA build of Paddle, the GPU columns: Paddle Inference,
   Paddle + TensorRT (fp32, when Paddle was built with TensorRT) and ONNX Runtime's CUDA provider
@@ -41,9 +44,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from paths import ROOT, ref_python, require_ref_python
 
-ROOT = Path(__file__).resolve().parents[1]
-REF_PYTHON = Path("/work/ref_venv/bin/python")
+sys.path.insert(0, str(ROOT))  # this checkout's package, as the workers use, even if another is installed
+
 DEMO_IMAGES = ROOT / "dataset" / "demo" / "images"
 MODELS = ("PP-ShiTuV2_rec", "PP-ShiTuV2_rec_CLIP_vit_base", "PP-ShiTuV2_rec_CLIP_vit_large")
 SHITU = "PP-ShiTuV2_rec"
@@ -164,6 +168,40 @@ def summarise(times: dict[str, list[list[float]]], base: str | None) -> dict[str
     return out
 
 
+def paired(times: dict[str, list[list[float]]], num: str, den: str) -> float | None:
+    """Median over rounds of median(num)/median(den): how many times faster ``den`` is, drift cancelled."""
+    if num not in times or den not in times:
+        return None
+    return float(np.median([np.median(a) / np.median(b) for a, b in zip(times[num], times[den])]))
+
+
+def quantize_int8(folder: Path, model_name: str, calibration_size: int) -> dict[str, Any]:
+    """The int8 model as Export.precision=int8 writes it (reused while its hashes match); returns its metadata."""
+    from paddlex_feat.config.loader import load_config
+    from paddlex_feat.engine import quantize
+    from paddlex_feat.inference.backends.int8 import int8_model_path, read_int8_meta
+
+    program, params = folder / "inference.json", folder / "inference.pdiparams"
+    try:
+        int8_model_path(folder, program, params)
+        return read_int8_meta(folder)
+    except Exception:  # none yet, or stale: build it
+        pass
+    config = ROOT / "configs" / "modules" / "image_feature" / f"{model_name}.yaml"
+    cfg = load_config(
+        config,
+        [
+            f"Global.dataset_dir={ROOT / 'dataset' / 'demo'}",
+            "Export.precision=int8",
+            f"Export.calibration_size={calibration_size}",
+            "Export.allow_accuracy_drop=True",  # random weights: the recall check is informative only
+            "Export.max_recall_drop=1.0",  # ... so one quantization, no fp32-layer retry
+        ],
+    )
+    quantize.export_int8(cfg, quantize.check_int8_request(cfg), folder, program, params, "random-init")
+    return read_int8_meta(folder)
+
+
 def export_model(model_name: str, work_dir: Path) -> Path:
     """Export a randomly initialised model once (reused on later runs)."""
     import paddle
@@ -201,14 +239,19 @@ def columns(model_name: str, folder: Path, args: argparse.Namespace, bf16: bool)
     ours = {**base, "impl": "ours", "root": str(ROOT), "precision": "fp32"}
     cols: dict[str, tuple] = {}
     if args.paddlex and model_name == SHITU:
-        cols["paddlex"] = (REF_PYTHON, {**base, "impl": "paddlex"})
-        cols["paddlex_default"] = (REF_PYTHON, {**base, "impl": "paddlex", "paddlex_default_threads": True})
+        cols["paddlex"] = (Path(args.ref_python), {**base, "impl": "paddlex"})
+        cols["paddlex_default"] = (
+            Path(args.ref_python),
+            {**base, "impl": "paddlex", "paddlex_default_threads": True},
+        )
     cols["normal"] = (Path(sys.executable), {**ours, "backend": "normal"})
     for backend in ("openvino", "onnxruntime"):
         if is_installed(backend):
             cols[f"hp_{backend}"] = (Path(sys.executable), {**ours, "backend": backend})
     if bf16:
         cols["hp_bf16"] = (Path(sys.executable), {**ours, "backend": "openvino", "precision": "bf16"})
+    if model_name == SHITU and not args.no_int8:  # the backend use_hpip picks for int8 on the CPU
+        cols["hp_int8"] = (Path(sys.executable), {**ours, "backend": "openvino", "precision": "int8"})
     if args.gpu:  # the GPU columns: Paddle Inference, Paddle + TensorRT, ONNX Runtime CUDA
         gpu = {**ours, "device": "gpu:0"}
         cols["gpu_paddle"] = (Path(sys.executable), {**gpu, "backend": "normal"})
@@ -246,7 +289,14 @@ def bench_model(
         for name, (python, cfg) in columns(model_name, folder, args, bf16).items():
             workers[name] = Worker(python, cfg, args.threads)  # one at a time: loading is not timed
         base = "paddlex" if "paddlex" in workers else None
-        model = summarise(round_robin(workers, args.rounds, lambda n, r: ("model", args.block)), base)
+        model_times = round_robin(workers, args.rounds, lambda n, r: ("model", args.block))
+        model = summarise(model_times, base)
+        best_col = min(
+            (k for k in model if k in ("hp_openvino", "hp_onnxruntime")),
+            key=lambda k: model[k]["median"],
+            default=None,
+        )
+        int8_ratios = {"model": int8_paired(model_times, best_col)}
         e2e: dict[str, dict] = {}
         if model_name == SHITU and args.e2e_images:
             chunk = max(1, args.e2e_images // args.rounds)
@@ -254,22 +304,31 @@ def bench_model(
             def one(name: str, r: int) -> tuple[str, list[str]]:
                 return "one", [paths[(r * chunk + i) % len(paths)] for i in range(chunk)]
 
-            e2e["one"] = summarise(round_robin(workers, args.rounds, one), base)
+            one_times = round_robin(workers, args.rounds, one)
+            e2e["one"] = summarise(one_times, base)
+            int8_ratios["one"] = int8_paired(one_times, best_col)
             stream = paths[: args.e2e_images]
-            e2e["stream"] = summarise(
-                round_robin(workers, max(3, args.rounds // 4), lambda n, r: ("stream", stream)), base
-            )
+            stream_times = round_robin(workers, max(3, args.rounds // 4), lambda n, r: ("stream", stream))
+            e2e["stream"] = summarise(stream_times, base)
+            int8_ratios["stream"] = int8_paired(stream_times, best_col)
     finally:
         for worker in workers.values():
             worker.close()
-    fp32 = {k: v["median"] for k, v in model.items() if k in ("hp_openvino", "hp_onnxruntime")}
-    best = min(fp32, key=fp32.get) if fp32 else None
     return {
         "model": model_name,
         "size_mb": model_size_mb(folder),
         "model_ms": model,
         "e2e_ms": e2e,
-        "best_fp32_backend": best[3:] if best else None,
+        "best_fp32_backend": best_col[3:] if best_col else None,
+        "int8_paired": int8_ratios if "hp_int8" in model else {},
+    }
+
+
+def int8_paired(times: dict[str, list[list[float]]], best_fp32: str | None) -> dict[str, float | None]:
+    """int8's paired speed-ups over the best hp fp32 backend (goal 1.8x) and PaddleX normal (goal 2.5x)."""
+    return {
+        "over_hp_fp32": paired(times, best_fp32, "hp_int8") if best_fp32 else None,
+        "over_paddlex": paired(times, "paddlex", "hp_int8"),
     }
 
 
@@ -293,22 +352,26 @@ def markdown(results: list[dict], args: argparse.Namespace, bf16: bool, elapsed_
     from paddlex_feat.inference.backends.base import cpu_flags
 
     names = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
-    flags = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in cpu_flags()]
+    flags = [
+        f
+        for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+        if f in cpu_flags()
+    ]
     runs = args.rounds * args.block
     lines = [
         f"Model-only inference time at batch 1 (ms, median of {runs} runs after {args.warmup} warm-up, "
         f"timed round-robin in {args.rounds} blocks of {args.block}), CPU, {args.threads} threads for every column.",
         "",
         "| model | normal (Paddle Inference, fp32) | high-performance fp32 (best backend) | "
-        "high-performance bf16 (OpenVINO) | PaddleX 3.7.2 normal | size MB |",
-        "|---|---|---|---|---|---|",
+        "high-performance bf16 (OpenVINO) | high-performance int8 (OpenVINO) | PaddleX 3.7.2 normal | size MB |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         ms, best = r["model_ms"], r["best_fp32_backend"]
         hp = f"{ms['hp_' + best]['median']:.2f} ({names[best]})" if best else "-"
         lines.append(
             f"| {r['model']} | {fmt(ms.get('normal'))} | {hp} | {fmt(ms.get('hp_bf16'))} | "
-            f"{fmt(ms.get('paddlex'))} | {r['size_mb']:.1f} |"
+            f"{fmt(ms.get('hp_int8'))} | {fmt(ms.get('paddlex'))} | {r['size_mb']:.1f} |"
         )
     if args.gpu is not None:
         lines += [
@@ -348,6 +411,8 @@ def markdown(results: list[dict], args: argparse.Namespace, bf16: bool, elapsed_
             parts.append(f"high-performance fp32 ({names[best]}) {ratios('hp_' + best)}, goal 1.8x")
         if "hp_bf16" in ms:
             parts.append(f"high-performance bf16 {ratios('hp_bf16')}, goal 4x")
+        if "hp_int8" in ms:
+            parts.append(f"high-performance int8 {ratios('hp_int8')}")
         lines += [
             "",
             f"Speed-up over PaddleX 3.7.2 normal mode, {SHITU}, model only, same run: "
@@ -360,7 +425,7 @@ def markdown(results: list[dict], args: argparse.Namespace, bf16: bool, elapsed_
                 f" PaddleX as it ships (its default of 10 CPU threads, not {args.threads}): {pxd:.2f} ms, "
                 + ", ".join(
                     f"{k} {pxd / ms[k]['median']:.2f}x"
-                    for k in ("normal", f"hp_{best}", "hp_bf16")
+                    for k in ("normal", f"hp_{best}", "hp_bf16", "hp_int8")
                     if k in ms
                 )
                 + " (for information; the goals use the same thread count)."
@@ -382,6 +447,8 @@ def markdown(results: list[dict], args: argparse.Namespace, bf16: bool, elapsed_
                 "",
                 f"End-to-end, {SHITU}, ms per image ({what}; read, decode, resize, normalise, model, L2): {text}.",
             ]
+    if shitu and shitu["int8_paired"]:
+        lines += ["", int8_note(shitu, args)]
     run_models = [r["model"] for r in results]
     skipped = [m for m in MODELS if m not in run_models]
     lines += [
@@ -398,6 +465,36 @@ def markdown(results: list[dict], args: argparse.Namespace, bf16: bool, elapsed_
     return "\n".join(lines) + "\n"
 
 
+def int8_note(shitu: dict[str, Any], args: argparse.Namespace) -> str:
+    """The int8 goals, paired per round in the same interleaved run, and how the int8 model was made."""
+
+    def ratio(kind: str, key: str) -> str:
+        value = shitu["int8_paired"].get(kind, {}).get(key)
+        return "-" if value is None else f"{value:.2f}x"
+
+    meta = shitu.get("int8_meta") or {}
+    calib, acc = meta.get("calibration", {}), meta.get("accuracy", {})
+    cos = acc.get("query_cosine") or acc.get("calibration_cosine") or {}
+    kinds = [
+        ("model", "model only"),
+        ("one", "end to end, one call per image"),
+        ("stream", "end to end, streamed"),
+    ]
+    return (
+        f"int8 ({SHITU}, OpenVINO, batch 1), paired per round: "
+        + "; ".join(
+            f"{what} {ratio(k, 'over_hp_fp32')} over hp fp32 (goal 1.8x), "
+            f"{ratio(k, 'over_paddlex')} over PaddleX normal (goal 2.5x)"
+            for k, what in kinds
+        )
+        + f". The int8 model: NNCF post-training quantization calibrated on {calib.get('images', '?')} demo "
+        f"training images in {calib.get('seconds', '?')} s (decode + quantize, this shared machine), "
+        f"layers kept in fp32: {', '.join(k['node'] for k in meta.get('fp32_layers', [])) or 'none'}; feature "
+        f"cosine to fp32 mean {cos.get('mean', '?')}, min {cos.get('min', '?')} (random weights: recall is "
+        "checked with a trained model, see the README)."
+    )
+
+
 def main() -> int:
     """Export, time and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -405,20 +502,23 @@ def main() -> int:
     parser.add_argument(
         "--paddlex", action="store_true", help="add PaddleX 3.7.2's normal mode (PP-ShiTuV2_rec)"
     )
+    parser.add_argument("--ref-python", default=str(ref_python()), help="env REF_PYTHON")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--rounds", type=int, default=10, help="round-robin rounds")
     parser.add_argument("--block", type=int, default=5, help="back-to-back runs per column per round")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--e2e-images", type=int, default=50, help="0 skips the end-to-end timing")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 column")
+    parser.add_argument("--no-int8", action="store_true", help="skip the int8 column")
+    parser.add_argument("--calibration-size", type=int, default=300, help="int8 calibration images")
     parser.add_argument("--work-dir", default="/tmp/pxf_model_table", help="exported models (reused)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "model_table.md"))
     args = parser.parse_args()
 
     from paddlex_feat.inference.backends import cpu_has_bf16
 
-    if args.paddlex and not REF_PYTHON.is_file():
-        raise SystemExit(f"--paddlex needs PaddleX 3.7.2 at {REF_PYTHON}")
+    if args.paddlex:
+        require_ref_python(args.ref_python)
     bf16 = cpu_has_bf16() and not args.no_bf16
     args.gpu = gpu_support()
     if args.gpu is not None:
@@ -430,7 +530,10 @@ def main() -> int:
     results = []
     for name in args.models:
         folder = export_model(name, Path(args.work_dir))
-        results.append(bench_model(name, folder, args, paths, bf16))
+        meta = (
+            quantize_int8(folder, name, args.calibration_size) if name == SHITU and not args.no_int8 else None
+        )
+        results.append({**bench_model(name, folder, args, paths, bf16), "int8_meta": meta})
         print(json.dumps(results[-1]), flush=True)
     table = markdown(results, args, bf16, time.perf_counter() - start)
     out = Path(args.out)

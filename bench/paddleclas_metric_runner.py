@@ -1,6 +1,6 @@
 """Times PaddleClas's retrieval metrics (Recallk + mAP) on saved features; run by bench/evaluate.py.
 
-Runs under the reference venv (/work/ref_venv) with ``--ppcls-dir`` pointing at an extracted
+Runs under the reference venv (``.venv-ref/bin/python``, from tools/make_ref_venv.sh) with ``--ppcls-dir`` pointing at an extracted
 PaddleClas ``ppcls`` tree (never part of this repository). It repeats the block loop of
 PaddleClas's ``retrieval_eval`` (no re-ranking, no unique ids): 64-query blocks, one metric call
 per block, block results averaged by block size. Prints one JSON line.

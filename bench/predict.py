@@ -1,6 +1,7 @@
 """Benchmark: our predictor vs PaddleX 3.7.2's on the same exported folder, in one run.
 
-Each side runs in its own process and venv (ours: .venv, PaddleX: /work/ref_venv), one after the
+Each side runs in its own process and venv (ours: ``--our-python``, default this python; PaddleX:
+``--ref-python``, default ``.venv-ref/bin/python``), one after the
 other, with the same number of CPU math threads. Reported per side:
 
 * model-only ms/img at batch 1 (a prepared [1, 3, 224, 224] tensor, no pre/post-processing);
@@ -23,10 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from paths import bench_dataset, ref_python, require_ref_python
+
 ROOT = Path(__file__).resolve().parents[1]
-OUR_PYTHON = ROOT / ".venv" / "bin" / "python"
-REF_PYTHON = Path("/work/ref_venv/bin/python")
-EMOJI_IMAGES = Path("/work/shared/data/emoji-vendors/images")
 
 # The timing code both sides run; only how the model is created and called differs.
 _COMMON = """
@@ -111,7 +111,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir")
     parser.add_argument("--model-name", default="PP-ShiTuV2_rec")
-    parser.add_argument("--images", default=str(EMOJI_IMAGES))
+    parser.add_argument("--images", default=str(bench_dataset() / "images"), help="env BENCH_DATASET")
+    parser.add_argument("--our-python", default=sys.executable)
+    parser.add_argument("--ref-python", default=str(ref_python()), help="env REF_PYTHON")
     parser.add_argument("--num-images", type=int, default=500)
     parser.add_argument("--e2e-images", type=int, default=100)
     parser.add_argument("--model-repeat", type=int, default=50)
@@ -121,7 +123,7 @@ def main() -> int:
     model_dir = args.model_dir
     if not model_dir:
         model_dir = str(Path(tempfile.mkdtemp(prefix="pxf_bench_")) / "inference")
-        subprocess.run([str(OUR_PYTHON), "-c", _EXPORT, args.model_name, model_dir], check=True, cwd=ROOT)
+        subprocess.run([args.our_python, "-c", _EXPORT, args.model_name, model_dir], check=True, cwd=ROOT)
     paths = sorted(str(p) for p in Path(args.images).rglob("*") if p.suffix.lower() in (".jpg", ".png"))
     paths = paths[:: max(1, len(paths) // args.num_images)][: args.num_images]
     cfg = {
@@ -134,8 +136,8 @@ def main() -> int:
     }
     # the same math-thread count for both; PaddleX reads it from this variable (its default is 10)
     env = {**os.environ, "PADDLE_PDX_CPU_NUM_THREADS": str(args.threads), "GLOG_minloglevel": "2"}
-    ours = run_side(OUR_PYTHON, _OURS, cfg, env)
-    theirs = run_side(REF_PYTHON, _PADDLEX, cfg, env)
+    ours = run_side(Path(args.our_python), _OURS, cfg, env)
+    theirs = run_side(require_ref_python(args.ref_python), _PADDLEX, cfg, env)
 
     rows = [
         ("model-only ms/img, batch 1", "model_ms_b1", False),

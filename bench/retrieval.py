@@ -272,7 +272,7 @@ def bench_index(args: argparse.Namespace) -> None:
     flat = rows["Flat"]
     print(f"\n{args.n} vectors, {DIM}-d; recall@10 on {n_judged} real queries against exact Flat answers")
     print(
-        "| type | params | build s | peak RSS MB | index MB | size vs Flat | single q/s | x Flat | batch q/s | recall@10 |"
+        "| type | params | build s | peak RSS over data MB | index MB | size vs Flat | single q/s | x Flat | batch q/s | recall@10 |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for kind, r in rows.items():

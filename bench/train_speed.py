@@ -11,7 +11,7 @@ epoch. They run one after the other, so they never compete for the cores.
 
 PaddleClas: ``tools/train.py`` from the 2.6.0 release commit, unmodified, extracted with
 ``git archive`` from a PaddleClas git dir (``--paddleclas-repo``, env PADDLECLAS_REPO) into
-``--paddleclas-src`` (once), and run by /work/ref_venv/bin/python with that checkout first on
+``--paddleclas-src`` (once), and run by the reference python (``--ref-python``, default ``.venv-ref/bin/python``) with that checkout first on
 PYTHONPATH (so its full ``ppcls`` wins over the site-packages wheel, which lacks the engine).
 Its config is generated here from ppcls/configs/GeneralRecognitionV2/GeneralRecognitionV2_PPLCNetV2_base.yaml.
 
@@ -43,11 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from paths import bench_dataset, paddleclas_repo, ref_python
 
 ROOT = Path(__file__).resolve().parents[1]
-REF_PYTHON = "/work/ref_venv/bin/python"
-DEFAULT_DATASET = "/work/shared/data/emoji-vendors"
-DEFAULT_PADDLECLAS_REPO = "/work/.mirror/PaddlePaddle+PaddleClas/repo"
 DEFAULT_PADDLECLAS_SRC = "/tmp/paddleclas_src"
 PADDLECLAS_260_COMMIT = "d6892e564cc754e760939e4848e45dc1b1a3c374"  # "Release PaddleClas release/2.6"
 BASE_CONFIG = "ppcls/configs/GeneralRecognitionV2/GeneralRecognitionV2_PPLCNetV2_base.yaml"
@@ -139,7 +137,7 @@ def ensure_paddleclas_src(repo: Path, src: Path) -> None:
         return
     if not (repo / "HEAD").is_file():
         sys.exit(
-            f"No PaddleClas git dir at {repo}. Fetch github:PaddlePaddle/PaddleClas and pass its git dir "
+            f"No PaddleClas git dir at {repo}. Clone https://github.com/PaddlePaddle/PaddleClas beside this repo, or pass its git dir "
             "with --paddleclas-repo (or PADDLECLAS_REPO)."
         )
     src.mkdir(parents=True, exist_ok=True)
@@ -472,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--dataset-dir", default=DEFAULT_DATASET)
+    parser.add_argument("--dataset-dir", default=str(bench_dataset()), help="env BENCH_DATASET")
     parser.add_argument("--train-limit", type=int, default=None, help="keep the first N classes (smoke run)")
     parser.add_argument("--skip-paddleclas", action="store_true")
     parser.add_argument("--skip-ours", action="store_true")
@@ -481,10 +479,10 @@ def main(argv: list[str] | None = None) -> int:
         help='extra overrides for ours, repeatable: "Train.dy2st=True" or "-o Train.dy2st=True"',
     )  # fmt: skip
     parser.add_argument(
-        "--paddleclas-repo", default=os.environ.get("PADDLECLAS_REPO", DEFAULT_PADDLECLAS_REPO)
+        "--paddleclas-repo", default=str(paddleclas_repo()), help="a PaddleClas git dir (env PADDLECLAS_REPO)"
     )
     parser.add_argument("--paddleclas-src", default=os.environ.get("PADDLECLAS_SRC", DEFAULT_PADDLECLAS_SRC))
-    parser.add_argument("--ref-python", default=REF_PYTHON)
+    parser.add_argument("--ref-python", default=str(ref_python()), help="env REF_PYTHON")
     parser.add_argument(
         "--print-batch-step", type=int, default=10, help="PaddleClas log interval (iterations)"
     )

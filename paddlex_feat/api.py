@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from .inference.predictor import Predictor
+from .models.registry import INFERENCE_URL_BASE
 from .utils.logger import logger
 
 # Where PaddleX 3.7.2 fetches official inference models (paddlex/inference/utils/official_models.py).
-OFFICIAL_INFERENCE_BASE = (
-    "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_inference_model/paddle3.0.0"
-)
+OFFICIAL_INFERENCE_BASE = INFERENCE_URL_BASE
 
 
 def official_inference_url(model_name: str) -> str:

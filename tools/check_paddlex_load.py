@@ -2,7 +2,7 @@
 
 Run it with the side venv that holds PaddleX (never imported by paddlex_feat itself):
 
-    /work/ref_venv/bin/python tools/check_paddlex_load.py --model-dir output/best_model/inference
+    .venv-ref/bin/python tools/check_paddlex_load.py --model-dir output/best_model/inference
 
 Without ``--model-dir`` it first exports an (untrained) PP-ShiTuV2_rec with our venv into a temp
 folder. Our features come from a separate process running ``.venv/bin/python``; PaddleX runs here,

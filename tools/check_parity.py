@@ -2,8 +2,8 @@
 
 Run it with the side venv that holds paddleclas (installed --no-deps), never from CI:
 
-    /work/ref_venv/bin/python tools/check_parity.py                 # all three models
-    /work/ref_venv/bin/python tools/check_parity.py --write-fixtures  # also refresh tests/fixtures/
+    .venv-ref/bin/python tools/check_parity.py                 # all three models
+    .venv-ref/bin/python tools/check_parity.py --write-fixtures  # also refresh tests/fixtures/
 
 For each model it builds PaddleClas's RecModel from the GeneralRecognitionV2 Arch section and ours
 with the same class count, compares ``state_dict()`` keys and shapes, copies PaddleClas's weights
@@ -151,7 +151,7 @@ def check_model(name: str, num_classes: int, batch: int, write_fixtures: bool) -
         ours.train()
         with paddle.no_grad():
             ref_train = ref(x, label)["logits"].numpy()
-            our_train = ours(x, label)["logits"].numpy()
+            our_train = ours.logits(ours(x), label).numpy()
         result["train_logits_max_abs_diff"] = float(np.abs(our_train - ref_train).max())
         ref.eval()
         ours.eval()

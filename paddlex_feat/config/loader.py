@@ -261,20 +261,39 @@ def _set_dotted(cfg: dict, dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def load_config(config_path: str | os.PathLike, overrides: Iterable[str] = ()) -> dict:
+class Config(dict):
+    """A loaded config: the nested dict, plus the dotted keys the command line set.
+
+    Readers of a saved checkpoint let a key typed on the command line win over a saved fact, but
+    not a key that only comes from the YAML file (see :func:`set_on_command_line`).
+    """
+
+    def __init__(self, data: dict, command_line_keys: Iterable[str] = ()) -> None:
+        super().__init__(data)
+        self.command_line_keys = frozenset(command_line_keys)
+
+
+def set_on_command_line(cfg: dict, dotted: str) -> bool:
+    """Whether ``-o dotted=...`` was given (False for a plain dict, e.g. a config built in code)."""
+    return dotted in getattr(cfg, "command_line_keys", ())
+
+
+def load_config(config_path: str | os.PathLike, overrides: Iterable[str] = ()) -> Config:
     """Load, override and validate a config; returns a nested dict with every schema key set."""
     config_path = os.fspath(config_path)
     raw = load_yaml(config_path)
     cfg = _validate_tree(raw, SCHEMA, "", f"in {config_path}")
+    command_line_keys = []
     for text in overrides:
         dotted, raw_value = parse_override(text)
         source = f"from -o {text}"
         field = _lookup_field(dotted, source)
         value = _coerce(_parse_override_value(raw_value, field), field, dotted, source)
         _set_dotted(cfg, dotted, value)
+        command_line_keys.append(dotted)
     _fill_defaults(cfg, SCHEMA, "", config_path)
     _check_values(cfg)
-    return cfg
+    return Config(cfg, command_line_keys)
 
 
 def _check_values(cfg: dict) -> None:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("check_dataset", "train", "evaluate", "export", "predict", "build_index", "search")
+HPI_BACKENDS = ("openvino", "onnxruntime", "paddle")  # use_hpip backends; hpi_config checks against these
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # what high-performance inference may compute in
+# (int8: the inference.int8.onnx that Export.precision=int8 writes, never made at run time)
 MODEL_NAMES = (
     "PP-ShiTuV2_rec",
     "PP-ShiTuV2_rec_CLIP_vit_base",
@@ -93,7 +96,23 @@ SCHEMA: dict[str, Any] = {
     "Export": {
         "weight_path": Field(str, default=None, nullable=True),
         "save_dir": Field(str, default=None, nullable=True, help="null: Global.output, as PaddleX"),
-        "input_size": Field(int, default=None, nullable=True, help="null: the model's 224"),
+        "input_size": Field(
+            int, default=None, nullable=True, help="null: the checkpoint's training size (224 without one)"
+        ),
+        # int8: post-training quantization into inference.int8.onnx beside the fp32 files (engine/quantize.py)
+        "precision": Field(
+            str, default="fp32", choices=("fp32", "int8"), help="int8: also write a checked int8 model"
+        ),
+        "calibration": Field(
+            str, default=None, nullable=True, help="list file or image folder; null: the dataset's train.txt"
+        ),
+        "calibration_size": Field(
+            int, default=300, help="images sampled (seeded, across classes) to calibrate"
+        ),
+        "max_recall_drop": Field(float, default=0.01, help="largest recall@1 loss (absolute) int8 may cost"),
+        "allow_accuracy_drop": Field(
+            bool, default=False, help="write the int8 model even past max_recall_drop"
+        ),
     },
     "Predict": {
         "batch_size": Field(int, default=1),
@@ -109,11 +128,14 @@ SCHEMA: dict[str, Any] = {
                 str,
                 default=None,
                 nullable=True,
-                choices=("openvino", "onnxruntime", "paddle"),
+                choices=HPI_BACKENDS,
                 help="null: the fastest installed backend",
             ),
             "precision": Field(
-                str, default="fp32", choices=("fp32", "bf16", "fp16"), help="bf16: CPUs that have it"
+                str,
+                default="fp32",
+                choices=PRECISIONS,
+                help="bf16: CPUs that have it; int8: the folder's inference.int8.onnx (Export.precision=int8)",
             ),
             "num_threads": Field(int, default=None, nullable=True, help="null: Predict.cpu_threads"),
             "cache_dir": Field(

@@ -15,10 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from ..utils.errors import DatasetError
+from ..utils.image import read_bgr
 from ..utils.logger import logger, progress
 from .lists import LIST_NAMES, MAX_REPORTED, ListEntry, ListProblem, bounded_lines, parse_list
 
@@ -86,27 +84,6 @@ def find_dataset_root(dataset_dir: str | os.PathLike, exclude: Iterable[str | os
         f"Found {len(found)} '{IMAGES_DIR}/' folders under {dataset_dir}: {listing}. "
         "Set Global.dataset_dir to the one dataset folder you mean."
     )
-
-
-def read_bgr(path: str | os.PathLike) -> tuple[np.ndarray | None, str | None]:
-    """Read and fully decode one image file as BGR uint8: ``(image, None)`` or ``(None, why)``; never raises."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
-    except FileNotFoundError:
-        return None, "not found"
-    except IsADirectoryError:
-        return None, "is a folder, not an image file"
-    except OSError as e:
-        return None, f"cannot be read ({e.strerror})"
-    if data.size == 0:
-        return None, "is an empty (0-byte) file"
-    try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except cv2.error as e:
-        return None, f"cannot be decoded ({e.err})"
-    if image is None:
-        return None, f"cannot be decoded: truncated, corrupt or not an image ({data.size} bytes)"
-    return image, None
 
 
 def decode_image(path: str | os.PathLike) -> DecodeResult:

@@ -10,7 +10,7 @@ import numpy as np
 import paddle
 
 from ..utils.errors import DatasetError
-from .check import read_bgr
+from ..utils.image import read_bgr
 from .lists import ListEntry
 
 

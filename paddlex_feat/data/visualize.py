@@ -21,8 +21,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 
+from ..utils.image import IMAGE_EXTENSIONS, read_bgr
 from ..utils.io import atomic_write_bytes
-from .check import read_bgr
 from .lists import ListEntry
 
 DEMO_MIN_SIDE = 224  # tiny images are enlarged so the drawn label stays legible
@@ -72,7 +72,7 @@ def draw_label(image: np.ndarray, text: str) -> np.ndarray:
 
 def _encode(image: np.ndarray, suffix: str) -> tuple[bytes, str]:
     """Encode as the source's format where OpenCV can, else PNG."""
-    if suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+    if suffix.lower() in IMAGE_EXTENSIONS:
         ok, buf = cv2.imencode(suffix.lower(), image)
         if ok:
             return buf.tobytes(), suffix

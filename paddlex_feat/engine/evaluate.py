@@ -1,8 +1,8 @@
 """Global.mode=evaluate: recall@k and mAP of a checkpoint on the dataset's query/gallery lists.
 
-The model name and input size come from the ``config.yaml`` that training saves next to the
-weights (or one folder up), as in PaddleX; without one, from the current config. Training's
-per-epoch evaluation calls ``evaluate_model`` too, so the two cannot disagree.
+The model name, class count and input size are the checkpoint's facts (``TrainedCheckpoint``,
+the one reader of a trained model); a key set on the command line wins. Training's per-epoch
+evaluation calls ``evaluate_model`` too, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ..data.lists import ListEntry, bounded_lines, read_list
 from ..metrics import RetrievalResult, retrieval_metrics, worst_queries
-from ..utils.errors import ConfigError, DatasetError
+from ..utils.errors import DatasetError
 from ..utils.io import atomic_write_bytes
 from ..utils.logger import logger
-from .checkpoint import saved_num_classes
+from .checkpoint import TrainedCheckpoint
 from .features import FeatureExtractor
 
 WEIGHT_KEY = "Evaluate.weight_path"
@@ -31,26 +30,18 @@ def run(cfg: dict) -> dict:
     """Run the evaluate mode; returns the content of `evaluate_result.json`."""
     import paddle
 
-    from ..models.registry import build_model, get_model_info
-    from ..models.weights import checkpoint_file, load_weights, require_loaded
     from ..utils.device import set_device
 
-    g, ev = cfg["Global"], cfg["Evaluate"]
-    weight_path = checkpoint_file(ev["weight_path"], WEIGHT_KEY)
-    model_name, input_size, num_classes = _model_settings(cfg, weight_path)
+    g = cfg["Global"]
     query, gallery = _read_eval_lists(g["dataset_dir"])
     set_device(g["device"])
-
     paddle.seed(g["seed"])
-    model = build_model(model_name, num_classes)
-    report = load_weights(model, weight_path, config_key=WEIGHT_KEY)
-    require_loaded(report, WEIGHT_KEY, model_name, allow_missing_head=True)  # the head serves training only
-    input_size = input_size or get_model_info(model_name).input_size
+    model, facts = TrainedCheckpoint.load(cfg["Evaluate"]["weight_path"], cfg, WEIGHT_KEY)
     logger.info(
-        f"Evaluating {weight_path} ({model_name}, input {input_size}) on {len(query)} queries "
+        f"Evaluating {facts.weights} ({facts.model_name}, input {facts.input_size}) on {len(query)} queries "
         f"against {len(gallery)} gallery images of {g['dataset_dir']}"
     )
-    result = evaluate_model(model, cfg, gallery, query, input_size, model_name=model_name)
+    result = evaluate_model(model, cfg, gallery, query, facts.input_size, model_name=facts.model_name)
     logger.info("Evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
     return {"done_flag": True, "metrics": result.metrics}
 
@@ -115,53 +106,6 @@ def log_worst_queries(
         )
     failing = int((result.first_hit_rank > 0).sum())
     logger.info(f"{len(worst)} worst of {failing} queries whose top-1 match is wrong:\n" + "\n".join(lines))
-
-
-def find_train_config(weight_path: str | os.PathLike) -> Path | None:
-    """The ``config.yaml`` next to the weights, else one folder up, else None."""
-    folder = Path(weight_path).resolve().parent
-    for candidate in (folder / "config.yaml", folder.parent / "config.yaml"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _model_settings(cfg: dict, weight_path: Path) -> tuple[str, int | None, int]:
-    """(model name, input size or None for the model's default, class count) for the checkpoint."""
-    name, input_size, num_classes = (
-        cfg["Global"]["model"],
-        cfg["Train"]["input_size"],
-        cfg["Train"]["num_classes"],
-    )
-    found = find_train_config(weight_path)
-    if found is None:
-        logger.info(
-            f"No config.yaml next to {weight_path} or one folder up; using the current config's model."
-        )
-        return name, input_size, num_classes or 1
-    saved = _read_saved_config(found)
-    saved_name = saved.get("Global", {}).get("model")
-    saved_train = saved.get("Train", {}) or {}
-    if saved_name and saved_name != name:
-        logger.warning(f"{found} says Global.model={saved_name}; evaluating as {saved_name}, not {name}.")
-    logger.info(f"Using the model settings of {found}")
-    states_classes = saved_num_classes(weight_path)
-    return (
-        saved_name or name,
-        saved_train.get("input_size", input_size),
-        # The head is not used for features; its size only has to let the weights load.
-        states_classes or saved_train.get("num_classes") or num_classes or 1,
-    )
-
-
-def _read_saved_config(path: Path) -> dict:
-    try:
-        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path} (found next to {WEIGHT_KEY}) is not readable YAML: {err}") from err
-    if not isinstance(saved, dict):
-        raise ConfigError(f"{path} (found next to {WEIGHT_KEY}) is not a config mapping.")
-    return saved
 
 
 def _read_eval_lists(dataset_dir: str) -> tuple[list[ListEntry], list[ListEntry]]:

@@ -19,32 +19,19 @@ import paddle
 import yaml
 
 from ..inference.spec import INFERENCE_YML, build_inference_yml
-from ..models import build_model, get_model_info
-from ..models.weights import checkpoint_file, load_weights, require_loaded
+from ..models import get_model_info
 from ..utils.errors import ModelError
 from ..utils.io import atomic_write_text
 from ..utils.logger import logger
-from .checkpoint import saved_num_classes
+from . import quantize
 
 WEIGHT_KEY = "Export.weight_path"
 
 PREFIX = "inference"
 
 
-class _FeatureOnly(paddle.nn.Layer):
-    """Wraps a model so that the saved program returns only the feature tensor."""
-
-    def __init__(self, model: paddle.nn.Layer) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        out = self.model(x)
-        return out["features"] if isinstance(out, dict) else out
-
-
 def save_feature_program(model: paddle.nn.Layer, prefix: Path, size: int) -> Path:
-    """``jit.save`` a frozen, re-parameterised copy of ``model`` that returns only the feature; returns the program.
+    """``jit.save`` a frozen, re-parameterised copy of ``model`` (whose forward is the feature); returns the program.
 
     The copy is taken before the rep blocks are fused, so a model still in training is left as is.
     """
@@ -54,7 +41,7 @@ def save_feature_program(model: paddle.nn.Layer, prefix: Path, size: int) -> Pat
         frozen.re_parameterize()
     spec = [paddle.static.InputSpec(shape=[None, 3, size, size], dtype="float32", name="x")]
     try:
-        paddle.jit.save(_FeatureOnly(frozen), str(prefix), input_spec=spec)
+        paddle.jit.save(frozen, str(prefix), input_spec=spec)
     except Exception as err:  # dy2st raises many types; name the model and the way out
         raise ModelError(
             f"Could not convert {type(model).__name__} to a static graph ({type(err).__name__}: {err}). "
@@ -109,22 +96,25 @@ def export_inference(
 def run(cfg: dict) -> dict[str, Any]:
     """Run the export mode; returns the content of ``export_result.json``."""
     from ..utils.device import set_device
+    from .checkpoint import TrainedCheckpoint
 
     set_device(cfg["Global"]["device"])
-    model_name = cfg["Global"]["model"]
     export_cfg = cfg["Export"]
-    weight_path = checkpoint_file(export_cfg["weight_path"], WEIGHT_KEY)
-    # the head is not part of the exported program: its size only has to let the weights load
-    num_classes = saved_num_classes(weight_path) or cfg["Train"]["num_classes"] or 1
-    model = build_model(model_name, num_classes)
-    report = load_weights(model, weight_path, config_key=WEIGHT_KEY)
-    require_loaded(report, WEIGHT_KEY, model_name, allow_missing_head=True)
+    int8_plan = quantize.check_int8_request(cfg) if export_cfg["precision"] == "int8" else None
+    # the size and model are the checkpoint's (a model trained at 64 exports at 64) unless a key overrides
+    model, facts = TrainedCheckpoint.load(export_cfg["weight_path"], cfg, WEIGHT_KEY)
     save_dir = export_cfg.get("save_dir") or cfg["Global"]["output"]
-    files = export_inference(model, model_name, save_dir, input_size=export_cfg.get("input_size"))
-    return {
+    files = export_inference(model, facts.model_name, save_dir, input_size=facts.input_size)
+    result = {
         "done_flag": True,
-        "model_name": model_name,
-        "weight_path": str(weight_path),
+        "model_name": facts.model_name,
+        "weight_path": str(facts.weights),
         "save_dir": str(save_dir),
         **files,
     }
+    if int8_plan is not None:  # Export.precision=int8: a checked int8 model beside the fp32 files
+        program, params = Path(files["pdmodel"]), Path(files["pdiparams"])
+        result["int8"] = quantize.export_int8(
+            cfg, int8_plan, Path(save_dir), program, params, str(facts.weights)
+        )
+    return result

@@ -32,8 +32,8 @@ from ..data.dataset import ImageListDataset
 from ..data.lists import ListEntry
 from ..data.transforms import eval_transform
 from ..inference.backends.paddle_runner import PaddleRunner
-from ..inference.predictor import default_cpu_threads
-from ..metrics.retrieval import l2_normalize
+from ..utils.arrays import l2_normalize
+from ..utils.device import as_device, default_cpu_threads
 from ..utils.errors import ModelError
 from ..utils.logger import logger, progress
 from .export import save_feature_program
@@ -111,9 +111,9 @@ class FeatureExtractor:
             elif self.mode == "static":
                 spec = paddle.static.InputSpec([None, 3, self.size, self.size], "float32", name="x")
                 static = paddle.jit.to_static(self.model.forward, input_spec=[spec], full_graph=True)
-                self._forward = lambda images: _as_feature_array(static(images))
+                self._forward = lambda images: _check_features(static(images).numpy())
             else:
-                self._forward = lambda images: _as_feature_array(self.model(images))
+                self._forward = lambda images: _check_features(self.model(images).numpy())
         return self._forward
 
 
@@ -138,7 +138,7 @@ class _InferencePredictor:
             graph = save_feature_program(model, prefix, size)
             # the predictor's own Paddle Inference runner: one oneDNN configuration for both paths
             self.runner = PaddleRunner(
-                graph, prefix.with_suffix(".pdiparams"), paddle.get_device(), default_cpu_threads()
+                graph, prefix.with_suffix(".pdiparams"), as_device(paddle.get_device()), default_cpu_threads()
             )
 
     def __call__(self, images: paddle.Tensor) -> np.ndarray:
@@ -162,15 +162,6 @@ def _onednn_for_static(enabled: bool) -> Iterator[None]:
         yield
     finally:
         paddle.set_flags(previous)
-
-
-def _as_feature_array(output: paddle.Tensor | dict) -> np.ndarray:
-    """The [B, D] feature of a model output: the tensor itself or its ``features`` entry."""
-    if isinstance(output, dict):
-        if "features" not in output:
-            raise ModelError(f"the model returned a dict without 'features' (keys: {sorted(output)})")
-        output = output["features"]
-    return _check_features(output.numpy())
 
 
 def _check_features(array: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..inference.predictor import check_batch_size
+from ..utils.checks import check_batch_size
 from ..utils.errors import ConfigError, NotImplementedYetError
 from ..utils.logger import logger, progress
 

@@ -1,25 +1,30 @@
 """Global.mode=train: the PP-ShiTuV2 metric-learning recipe, with checkpoints, resume and eval.
 
-Reads top to bottom: data -> model -> optimiser -> (resume) -> epochs of train/eval/save ->
-train_result.json. Several GPUs in Global.device start paddle.distributed workers that run
-the same function; the CPU path never touches the launcher.
+Reads top to bottom: ``run`` picks one process or paddle.distributed workers; ``train`` prepares
+a :class:`TrainRun` (data -> model -> optimiser -> resume), then runs epochs, and after each epoch
+the epoch hooks (evaluate, record, save, export best, result file) in that order; after the last
+the curves are plotted. Each hook is a small object with ``after_epoch(run, record)`` and
+``after_train(run)``: the loop knows none of them.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import paddle
 import yaml
 
 from ..data.augment import TrainTransform
-from ..data.lists import read_list
+from ..data.lists import ListEntry, read_list
 from ..data.sampler import PKBatchSampler
 from ..data.train_data import TrainDataset, build_label_dict, check_num_classes
 from ..models import build_model, get_model_info
@@ -27,7 +32,16 @@ from ..utils.device import gpu_count, parse_device, set_device
 from ..utils.errors import DatasetError, PaddlexFeatError
 from ..utils.io import atomic_write_json, atomic_write_text
 from ..utils.logger import logger, progress
-from .checkpoint import copy_checkpoint, load_training_state, restore_optimizer_state, save_checkpoint
+from .checkpoint import (
+    RESUME_KEY,
+    copy_checkpoint,
+    facts_states,
+    read_facts,
+    read_optimizer_state,
+    read_weights,
+    restore_optimizer_state,
+    save_checkpoint,
+)
 from .export import export_inference
 from .losses import arcmargin_cross_entropy, smoothed_cross_entropy, triplet_angular_margin_loss
 from .optim import build_optimizer, build_schedule
@@ -55,63 +69,86 @@ def run(cfg: dict) -> dict:
 
 def train(cfg: dict) -> dict:
     """The training loop of one process (rank 0 writes every file)."""
-    g, t = cfg["Global"], cfg["Train"]
-    rank, world = paddle.distributed.get_rank(), paddle.distributed.get_world_size()
-    cpu_parallel = world > 1 and g["device"] == "cpu"
-    if world > 1:  # a spawned worker: logging, its own device, then the process group
-        _setup_worker_logging(Path(g["output"]), rank)
-        device = "cpu" if cpu_parallel else f"gpu:{paddle.distributed.ParallelEnv().dev_id}"
-        paddle.set_device(device)
-        paddle.distributed.init_parallel_env()
-    else:
-        device = set_device(g["device"])
-    output = Path(g["output"])
-    info = get_model_info(g["model"])
-    input_size = t["input_size"] or info.input_size
+    run = prepare_run(cfg)
+    hooks = epoch_hooks(run)
+    for epoch in range(run.state["epoch"] + 1, run.epochs + 1):
+        paddle.seed(run.seed + epoch)  # dropout noise depends on the epoch only, so resume is exact
+        record = {"epoch": epoch, **train_one_epoch(run, epoch)}
+        run.state["epoch"] = epoch
+        for hook in hooks:
+            hook.after_epoch(run, record)
+    if run.world > 1:
+        paddle.distributed.barrier()
+    if not run.is_main:
+        return {"done_flag": True}
+    for hook in hooks:
+        hook.after_train(run)
+    return train_result(run, done=True)
 
-    # --- data
-    root = g["dataset_dir"]
-    if not os.path.isdir(root):
-        raise DatasetError(
-            f"Global.dataset_dir={root!r} does not exist. Point it at a ShiTuRecDataset folder."
-        )
-    train_entries = read_list(root, "train")
-    label_dict = (
-        build_label_dict(train_entries) if t["relabel"] else {e.label: e.label for e in train_entries}
-    )
-    num_classes = check_num_classes(t["num_classes"], train_entries, t["relabel"])
-    gallery = read_list(root, "gallery", required=False)
-    query = read_list(root, "query", required=False)
-    can_eval = bool(gallery) and bool(query)
-    if not can_eval:
-        logger.info("No gallery/query lists: no evaluation; the best model is the last epoch's.")
-    transform = TrainTransform(input_size, info.mean, info.std, info.interpolation)
-    dataset = TrainDataset(train_entries, root, label_dict, transform, seed=g["seed"])
-    # On GPUs Train.batch_size is per card, as in PaddleX; CPU processes split one batch between them.
-    per_rank_batch = t["batch_size"] // world if cpu_parallel else t["batch_size"]
-    sampler = PKBatchSampler(dataset.labels, per_rank_batch, seed=g["seed"], rank=rank, world_size=world)
-    loader_workers = t["num_workers"]
 
-    # --- model and optimiser
-    paddle.seed(g["seed"])
-    model = build_model(g["model"], num_classes)
-    if t["pretrain_weight_path"] and not t["resume_path"]:
-        from ..models.weights import load_weights
+# --- what one training process holds
 
-        load_weights(model, t["pretrain_weight_path"], config_key="Train.pretrain_weight_path")
-    epochs, iters_per_epoch = t["epochs_iters"], len(sampler)
-    schedule = build_schedule(t["learning_rate"], epochs, iters_per_epoch, t["warmup_steps"])
-    optimizer = build_optimizer(model, schedule)
-    amp = t["amp"] and device.startswith("gpu")
-    if t["amp"] and not amp:
-        logger.info("Train.amp=True is ignored on the CPU.")
-    scaler = paddle.amp.GradScaler(init_loss_scaling=1024) if amp else None
-    step_model = paddle.jit.to_static(model, full_graph=True) if t["dy2st"] else model
-    if world > 1:
-        step_model = paddle.DataParallel(step_model)
 
-    # --- resume
-    state = {
+@dataclass
+class TrainData:
+    """The lists, the training dataset and its sampler."""
+
+    root: str
+    train_entries: list[ListEntry]
+    label_dict: dict[int, int]
+    num_classes: int
+    gallery: list[ListEntry]
+    query: list[ListEntry]
+    dataset: TrainDataset
+    sampler: PKBatchSampler
+
+    @property
+    def can_eval(self) -> bool:
+        return bool(self.gallery) and bool(self.query)
+
+
+@dataclass
+class TrainRun:
+    """Everything the loop and its hooks share: config, data, model, optimiser and loop state."""
+
+    cfg: dict
+    device: str
+    rank: int
+    world: int
+    input_size: int
+    data: TrainData
+    model: paddle.nn.Layer
+    step_model: paddle.nn.Layer  # what the steps call: TrainingForward, maybe static, maybe DataParallel
+    optimizer: paddle.optimizer.Optimizer
+    schedule: Any
+    scaler: paddle.amp.GradScaler | None
+    state: dict = field(default_factory=lambda: new_loop_state())
+    unreadable: set[int] = field(default_factory=set)
+
+    @property
+    def output(self) -> Path:
+        return Path(self.cfg["Global"]["output"])
+
+    @property
+    def model_name(self) -> str:
+        return self.cfg["Global"]["model"]
+
+    @property
+    def seed(self) -> int:
+        return self.cfg["Global"]["seed"]
+
+    @property
+    def epochs(self) -> int:
+        return self.cfg["Train"]["epochs_iters"]
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def new_loop_state() -> dict:
+    """The loop state a fresh run starts from (and a checkpoint's .pdstates restores)."""
+    return {
         "epoch": 0,
         "global_step": 0,
         "best_score": -1.0,
@@ -119,197 +156,360 @@ def train(cfg: dict) -> dict:
         "history": [],
         "saved_epochs": [],
     }
-    if t["resume_path"]:
-        state = _resume(t["resume_path"], model, optimizer, g["model"], num_classes, label_dict)
-        logger.info(
-            f"Resumed from {t['resume_path']} after epoch {state['epoch']} (step {state['global_step']})."
-        )
-
-    is_main = rank == 0
-    if is_main:
-        output.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(output / "config.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
-        atomic_write_text(
-            output / "label_dict.txt", "".join(f"{new} {old}\n" for old, new in label_dict.items())
-        )
-    logger.info(
-        f"Training {g['model']} on {device} x{world}: {len(train_entries)} images, {num_classes} classes, "
-        f"input {input_size}, batch {sampler.batch_size}, {iters_per_epoch} iterations/epoch, {epochs} epochs."
-    )
-
-    # --- epochs
-    unreadable: set[int] = set()
-    for epoch in range(state["epoch"] + 1, epochs + 1):
-        paddle.seed(g["seed"] + epoch)  # dropout noise depends on the epoch only, so resume is exact
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
-        loader = paddle.io.DataLoader(
-            dataset, batch_sampler=sampler, num_workers=loader_workers, use_shared_memory=loader_workers > 0
-        )
-        model.train()
-        stats = _train_one_epoch(
-            cfg, step_model, loader, optimizer, schedule, scaler, epoch, state, unreadable
-        )
-        if len(unreadable) > MAX_UNREADABLE_FRACTION * len(dataset):
-            raise DatasetError(
-                f"{len(unreadable)} of {len(dataset)} training images could not be decoded (more than "
-                f"{MAX_UNREADABLE_FRACTION:.0%}); first: {dataset.paths[min(unreadable)]}. "
-                "Run -o Global.mode=check_dataset to list them."
-            )
-        state["epoch"] = epoch
-        record = {"epoch": epoch, **stats}
-        if can_eval and rank == 0 and (epoch % t["eval_interval"] == 0 or epoch == epochs):
-            record["metrics"] = _evaluate(cfg, model, gallery, query, input_size)
-            logger.info(
-                f"Epoch {epoch} eval: " + ", ".join(f"{k} {v:.4f}" for k, v in record["metrics"].items())
-            )
-        state["history"].append(record)
-        if is_main:
-            _append_jsonl(output / "metrics.jsonl", {"type": "epoch", **record})
-            _save_epoch(
-                cfg, model, optimizer, schedule, state, record, label_dict, num_classes, input_size, can_eval
-            )
-    if world > 1:
-        paddle.distributed.barrier()
-    if not is_main:
-        return {"done_flag": True}
-    if unreadable:
-        logger.warning(
-            f"{len(unreadable)} unreadable training image(s) were replaced by others of their class."
-        )
-    _plot_curves(output / "metrics.jsonl", output / "training_curves.png")
-    return _train_result(cfg, state, done=True)
 
 
-def _train_one_epoch(cfg, model, loader, optimizer, schedule, scaler, epoch, state, unreadable) -> dict:
-    """One pass over the sampler's batches; returns the epoch's mean loss and throughput."""
+# --- preparing a run
+
+
+def prepare_run(cfg: dict) -> TrainRun:
+    """Device, data, model, optimiser and (with Train.resume_path) the restored state; logs the plan."""
+    device, rank, world = _start_process(cfg)
     t = cfg["Train"]
-    output = Path(cfg["Global"]["output"])
-    # the recipe follows the head: ArcMargin (CLIP) trains on its margin logits alone, FC adds the triplet loss
-    arcmargin_head = get_model_info(cfg["Global"]["model"]).extra["paddleclas_arch"]["Head"] == "ArcMargin"
-    world, is_main = paddle.distributed.get_world_size(), paddle.distributed.get_rank() == 0
+    info = get_model_info(cfg["Global"]["model"])
+    input_size = t["input_size"] or info.input_size
+    data = build_train_data(cfg, input_size, rank, world)
+    paddle.seed(cfg["Global"]["seed"])
+    model = build_model(cfg["Global"]["model"], data.num_classes)
+    if t["pretrain_weight_path"] and not t["resume_path"]:
+        from ..models.weights import load_weights
+
+        load_weights(model, t["pretrain_weight_path"], config_key="Train.pretrain_weight_path")
+    schedule = build_schedule(t["learning_rate"], t["epochs_iters"], len(data.sampler), t["warmup_steps"])
+    optimizer = build_optimizer(model, schedule)
+    amp = t["amp"] and device.startswith("gpu")
+    if t["amp"] and not amp:
+        logger.info("Train.amp=True is ignored on the CPU.")
+    step_model = TrainingForward(model)
+    if t["dy2st"]:
+        step_model = paddle.jit.to_static(step_model, full_graph=True)
+    if world > 1:
+        step_model = paddle.DataParallel(step_model)
+    run = TrainRun(
+        cfg=cfg, device=device, rank=rank, world=world, input_size=input_size, data=data, model=model,
+        step_model=step_model, optimizer=optimizer, schedule=schedule,
+        scaler=paddle.amp.GradScaler(init_loss_scaling=1024) if amp else None,
+    )  # fmt: skip
+    if t["resume_path"]:
+        run.state = _resume(t["resume_path"], run)
+        logger.info(
+            f"Resumed from {t['resume_path']} after epoch {run.state['epoch']} (step {run.state['global_step']})."
+        )
+    if run.is_main:
+        _write_run_files(run)
+    logger.info(
+        f"Training {run.model_name} on {device} x{world}: {len(data.train_entries)} images, "
+        f"{data.num_classes} classes, input {input_size}, batch {data.sampler.batch_size}, "
+        f"{len(data.sampler)} iterations/epoch, {run.epochs} epochs."
+    )
+    return run
+
+
+def _start_process(cfg: dict) -> tuple[str, int, int]:
+    """(device, rank, world size); a spawned worker also sets up logging and the process group."""
+    g = cfg["Global"]
+    rank, world = paddle.distributed.get_rank(), paddle.distributed.get_world_size()
+    if world == 1:
+        return set_device(g["device"]), rank, world
+    _setup_worker_logging(Path(g["output"]), rank)
+    device = "cpu" if g["device"] == "cpu" else f"gpu:{paddle.distributed.ParallelEnv().dev_id}"
+    paddle.set_device(device)
+    paddle.distributed.init_parallel_env()
+    return device, rank, world
+
+
+def build_train_data(cfg: dict, input_size: int, rank: int, world: int) -> TrainData:
+    """Read the lists, relabel, and build the augmented dataset with its P x K sampler."""
+    g, t = cfg["Global"], cfg["Train"]
+    root = g["dataset_dir"]
+    if not os.path.isdir(root):
+        raise DatasetError(
+            f"Global.dataset_dir={root!r} does not exist. Point it at a ShiTuRecDataset folder."
+        )
+    entries = read_list(root, "train")
+    label_dict = build_label_dict(entries) if t["relabel"] else {e.label: e.label for e in entries}
+    num_classes = check_num_classes(t["num_classes"], entries, t["relabel"])
+    gallery = read_list(root, "gallery", required=False)
+    query = read_list(root, "query", required=False)
+    if not (gallery and query):
+        logger.info("No gallery/query lists: no evaluation; the best model is the last epoch's.")
+    info = get_model_info(g["model"])
+    transform = TrainTransform(input_size, info.mean, info.std, info.interpolation)
+    dataset = TrainDataset(entries, root, label_dict, transform, seed=g["seed"])
+    # On GPUs Train.batch_size is per card, as in PaddleX; CPU processes split one batch between them.
+    cpu_parallel = world > 1 and g["device"] == "cpu"
+    per_rank_batch = t["batch_size"] // world if cpu_parallel else t["batch_size"]
+    sampler = PKBatchSampler(dataset.labels, per_rank_batch, seed=g["seed"], rank=rank, world_size=world)
+    return TrainData(
+        root=root, train_entries=entries, label_dict=label_dict, num_classes=num_classes,
+        gallery=gallery, query=query, dataset=dataset, sampler=sampler,
+    )  # fmt: skip
+
+
+def _write_run_files(run: TrainRun) -> None:
+    """config.yaml and label_dict.txt in Global.output, as PaddleX writes them."""
+    run.output.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        run.output / "config.yaml", yaml.safe_dump(dict(run.cfg), sort_keys=False, allow_unicode=True)
+    )
+    pairs = run.data.label_dict.items()
+    atomic_write_text(run.output / "label_dict.txt", "".join(f"{new} {old}\n" for old, new in pairs))
+
+
+# --- one epoch
+
+
+def train_one_epoch(run: TrainRun, epoch: int) -> dict:
+    """One pass over the sampler's batches; returns the epoch's mean loss and throughput."""
+    data, t = run.data, run.cfg["Train"]
+    data.sampler.set_epoch(epoch)
+    data.dataset.set_epoch(epoch)
+    workers = t["num_workers"]
+    loader = paddle.io.DataLoader(
+        data.dataset, batch_sampler=data.sampler, num_workers=workers, use_shared_memory=workers > 0
+    )
+    run.model.train()
+    loss_fn = recipe_loss(run.model_name)
     losses, images, start = [], 0, time.perf_counter()
-    bar = progress(total=len(loader), desc=f"epoch {epoch}/{t['epochs_iters']}", leave=False)
+    bar = progress(total=len(loader), desc=f"epoch {epoch}/{run.epochs}", leave=False)
     for step, (x, labels, ok, index) in enumerate(loader, start=1):
         if not bool(ok.all()):
-            unreadable.update(index.numpy()[ok.numpy() == 0].tolist())
-        with paddle.amp.auto_cast(enable=scaler is not None):
-            out = model(x, labels)
-            if arcmargin_head:
-                loss = arcmargin_cross_entropy(out["logits"], labels)
-            else:
-                loss = smoothed_cross_entropy(out["logits"], labels) + triplet_angular_margin_loss(
-                    out["features"], labels
-                )
-        value = float(loss)
+            run.unreadable.update(index.numpy()[ok.numpy() == 0].tolist())
+        value = _train_step(run, loss_fn, x, labels)
         if not math.isfinite(value):
             raise PaddlexFeatError(
                 f"The loss became {value} at epoch {epoch}, step {step}. Training stopped; the last "
                 "checkpoint on disk is intact. Lower Train.learning_rate, or check the data."
             )
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        optimizer.clear_grad()
-        lr = schedule.get_lr()
-        schedule.step()
-        state["global_step"] += 1
+        lr = run.schedule.get_lr()
+        run.schedule.step()
+        run.state["global_step"] += 1
         losses.append(value)
-        images += x.shape[0] * world
+        images += x.shape[0] * run.world
         speed = images / (time.perf_counter() - start)
         bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.5f}", ips=f"{speed:.1f}")
         bar.update()
-        if is_main and (step % t["log_interval"] == 0 or step == len(loader)):
+        if run.is_main and (step % t["log_interval"] == 0 or step == len(loader)):
             logger.info(
                 f"epoch {epoch} step {step}/{len(loader)} loss {value:.4f} lr {lr:.6f} {speed:.1f} images/s"
             )
+            step_record = {"epoch": epoch, "step": run.state["global_step"], "loss": value, "lr": lr}
             _append_jsonl(
-                output / "metrics.jsonl",
-                {
-                    "type": "step",
-                    "epoch": epoch,
-                    "step": state["global_step"],
-                    "loss": value,
-                    "lr": lr,
-                    "images_per_s": speed,
-                },
+                run.output / "metrics.jsonl", {"type": "step", **step_record, "images_per_s": speed}
             )
     bar.close()
     seconds = time.perf_counter() - start
     return {
         "loss": float(np.mean(losses)),
-        "lr": schedule.get_lr(),
+        "lr": run.schedule.get_lr(),
         "images_per_s": images / seconds,
         "seconds": seconds,
     }
 
 
-def _evaluate(cfg: dict, model, gallery, query, input_size: int) -> dict:
-    """recall@k and mAP of the model on the gallery/query lists (the evaluate mode's code path)."""
-    from .evaluate import evaluate_model
+class TrainingForward(paddle.nn.Layer):
+    """(features, logits) of a batch in one call: ``model(x)`` then ``model.logits``.
 
-    return evaluate_model(model, cfg, gallery, query, input_size).metrics
+    One layer, so that dy2st compiles the head with the model and DataParallel sees every
+    parameter the loss depends on in its forward.
+    """
+
+    def __init__(self, model: paddle.nn.Layer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: paddle.Tensor, label: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
+        features = self.model(x)
+        return features, self.model.logits(features, label)
 
 
-def _save_epoch(
-    cfg, model, optimizer, schedule, state, record, label_dict, num_classes, input_size, can_eval
-):
-    """Write epoch_N/, latest/ and (when improved) best_model/ with its inference folder."""
-    t, output = cfg["Train"], cfg["Global"]["output"]
-    epoch = record["epoch"]
-    score = record.get("metrics", {}).get("recall1")
-    improved = (score is not None and score > state["best_score"]) or (
-        not can_eval and epoch == t["epochs_iters"]
+LossFn = Callable[[paddle.Tensor, paddle.Tensor, paddle.Tensor], paddle.Tensor]  # (features, logits, labels)
+
+
+def recipe_loss(model_name: str) -> LossFn:
+    """The recipe's loss of (features, logits, labels), as the model table names it.
+
+    ``arcmargin`` (CLIP) trains on the margin logits alone; ``ce_triplet`` (FC head) adds the triplet loss.
+    """
+    if get_model_info(model_name).loss == "arcmargin":
+        return lambda features, logits, labels: arcmargin_cross_entropy(logits, labels)
+    return lambda features, logits, labels: (
+        smoothed_cross_entropy(logits, labels) + triplet_angular_margin_loss(features, labels)
     )
-    if improved:
-        state["best_score"], state["best_epoch"] = (score if score is not None else -1.0), epoch
-    tags = ["latest"]
-    if epoch % t["save_interval"] == 0 or epoch == t["epochs_iters"]:
-        tags.insert(0, f"epoch_{epoch}")
-        state["saved_epochs"].append({"epoch": epoch, "score": score})
-    if improved:
-        tags.append("best_model")
-    states = {
-        "epoch": epoch,
+
+
+def _train_step(run: TrainRun, loss_fn: LossFn, x: paddle.Tensor, labels: paddle.Tensor) -> float:
+    """Forward, backward and optimiser step on one batch (with the AMP scaler on GPUs); returns the loss."""
+    with paddle.amp.auto_cast(enable=run.scaler is not None):
+        loss = loss_fn(*run.step_model(x, labels), labels)
+    value = float(loss)
+    if not math.isfinite(value):
+        return value  # the caller stops training; a NaN step must not reach the weights
+    if run.scaler is not None:
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        loss.backward()
+        run.optimizer.step()
+    run.optimizer.clear_grad()
+    return value
+
+
+# --- epoch hooks: each does one thing after every epoch (and optionally after the last)
+
+
+class EpochHook(Protocol):
+    """Something to do after each epoch (``record`` holds the epoch's stats) and after training."""
+
+    def after_epoch(self, run: TrainRun, record: dict) -> None: ...
+
+    def after_train(self, run: TrainRun) -> None: ...
+
+
+class Hook:
+    """A hook that does nothing; subclasses override what they need."""
+
+    def after_epoch(self, run: TrainRun, record: dict) -> None:
+        pass
+
+    def after_train(self, run: TrainRun) -> None:
+        pass
+
+
+def epoch_hooks(run: TrainRun) -> list[EpochHook]:
+    """The hooks of a run, in the order they run after each epoch."""
+    hooks: list[EpochHook] = [DecodeGuard()]
+    if run.data.can_eval and run.is_main:
+        hooks.append(EvaluateHook())
+    hooks.append(RecordHook())
+    if run.is_main:
+        hooks += [SaveHook(), ExportBestHook(), ResultHook(), PlotHook()]
+    return hooks
+
+
+class DecodeGuard(Hook):
+    """Stop when more than MAX_UNREADABLE_FRACTION of the training images could not be decoded."""
+
+    def after_epoch(self, run: TrainRun, record: dict) -> None:
+        dataset, bad = run.data.dataset, run.unreadable
+        if len(bad) > MAX_UNREADABLE_FRACTION * len(dataset):
+            raise DatasetError(
+                f"{len(bad)} of {len(dataset)} training images could not be decoded (more than "
+                f"{MAX_UNREADABLE_FRACTION:.0%}); first: {dataset.paths[min(bad)]}. "
+                "Run -o Global.mode=check_dataset to list them."
+            )
+
+    def after_train(self, run: TrainRun) -> None:
+        if run.unreadable:
+            logger.warning(
+                f"{len(run.unreadable)} unreadable training image(s) were replaced by others of their class."
+            )
+
+
+class EvaluateHook(Hook):
+    """recall@k and mAP on the gallery/query lists every Train.eval_interval epochs and after the last."""
+
+    def after_epoch(self, run: TrainRun, record: dict) -> None:
+        epoch = record["epoch"]
+        if epoch % run.cfg["Train"]["eval_interval"] and epoch != run.epochs:
+            return
+        from .evaluate import evaluate_model
+
+        data = run.data
+        record["metrics"] = evaluate_model(
+            run.model, run.cfg, data.gallery, data.query, run.input_size
+        ).metrics
+        logger.info(f"Epoch {epoch} eval: " + ", ".join(f"{k} {v:.4f}" for k, v in record["metrics"].items()))
+
+
+class RecordHook(Hook):
+    """The epoch's record goes into the loop state's history and metrics.jsonl."""
+
+    def after_epoch(self, run: TrainRun, record: dict) -> None:
+        run.state["history"].append(record)
+        if run.is_main:
+            _append_jsonl(run.output / "metrics.jsonl", {"type": "epoch", **record})
+
+
+class SaveHook(Hook):
+    """epoch_N/ (every Train.save_interval epochs and the last), latest/, and best_model/ when improved."""
+
+    def after_epoch(self, run: TrainRun, record: dict) -> None:
+        state, epoch, t = run.state, record["epoch"], run.cfg["Train"]
+        score = record.get("metrics", {}).get("recall1")
+        improved = (score is not None and score > state["best_score"]) or (
+            not run.data.can_eval and epoch == run.epochs
+        )
+        if improved:
+            state["best_score"], state["best_epoch"] = (score if score is not None else -1.0), epoch
+        tags = ["latest"]
+        if epoch % t["save_interval"] == 0 or epoch == run.epochs:
+            tags.insert(0, f"epoch_{epoch}")
+            state["saved_epochs"].append({"epoch": epoch, "score": score})
+        if improved:
+            tags.append("best_model")
+        # serialise once; the other tags are links to (or copies of) the same files
+        save_checkpoint(run.output, tags[0], run.model, run.optimizer, _checkpoint_states(run, score))
+        for tag in tags[1:]:
+            copy_checkpoint(run.output, tags[0], tag)
+        # config.yaml next to the weights, as PaddleX writes it (our readers use the .pdstates facts)
+        config_text = (run.output / "config.yaml").read_text()
+        for tag in tags:
+            atomic_write_text(run.output / tag / "config.yaml", config_text)
+
+
+def _checkpoint_states(run: TrainRun, score: float | None) -> dict:
+    """The .pdstates content: the loop state and the facts a checkpoint's readers need."""
+    state = run.state
+    return {
+        "epoch": state["epoch"],
         "global_step": state["global_step"],
         "best_score": state["best_score"],
         "best_epoch": state["best_epoch"],
         "history": state["history"],
         "saved_epochs": state["saved_epochs"],  # which epoch_N/ folders exist: resume must not guess
-        "lr_scheduler": schedule.state_dict(),
-        "seed": cfg["Global"]["seed"],
-        "label_dict": label_dict,
-        "model_name": cfg["Global"]["model"],
-        "num_classes": num_classes,
-        "input_size": input_size,
+        "lr_scheduler": run.schedule.state_dict(),
+        "seed": run.seed,
         "metric": score,
+        **facts_states(
+            model_name=run.model_name,
+            num_classes=run.data.num_classes,
+            input_size=run.input_size,
+            label_dict=run.data.label_dict,
+            train_config=dict(run.cfg),
+        ),
     }
-    # serialise once; the other tags are links to (or copies of) the same files
-    save_checkpoint(output, tags[0], model, optimizer, states)
-    for tag in tags[1:]:
-        copy_checkpoint(output, tags[0], tag)
-    if improved:
-        _export_best(cfg, model, num_classes, input_size)
-    # config.yaml next to the weights lets evaluate/export find the model without -c
-    config_text = (Path(output) / "config.yaml").read_text()
-    for tag in tags:
-        atomic_write_text(Path(output) / tag / "config.yaml", config_text)
-    atomic_write_json(Path(output) / "train_result.json", _train_result(cfg, state, done=False))
 
 
-def _export_best(cfg: dict, model, num_classes: int, input_size: int) -> None:
-    """best_model/inference/ through the export code, from a copy so training is untouched."""
-    folder = Path(cfg["Global"]["output"]) / "best_model"
-    clone = build_model(cfg["Global"]["model"], num_classes)
-    clone.set_state_dict(paddle.load(str(folder / "best_model.pdparams")))
-    export_inference(clone, cfg["Global"]["model"], folder / "inference", input_size=input_size)
+class ExportBestHook(Hook):
+    """best_model/inference/ through the export code whenever best_model/ was just written."""
+
+    def after_epoch(self, run: TrainRun, record: dict) -> None:
+        if run.state["best_epoch"] != record["epoch"]:
+            return
+        # a clone with the same weights, so the model in training (and its static graph) is untouched
+        clone = build_model(run.model_name, run.data.num_classes)
+        clone.set_state_dict(run.model.state_dict())
+        export_inference(
+            clone, run.model_name, run.output / "best_model" / "inference", input_size=run.input_size
+        )
 
 
-def _train_result(cfg: dict, state: dict, done: bool) -> dict:
+class ResultHook(Hook):
+    """train_result.json after every epoch, so a killed run still lists what it saved."""
+
+    def after_epoch(self, run: TrainRun, record: dict) -> None:
+        atomic_write_json(run.output / "train_result.json", train_result(run, done=False))
+
+
+class PlotHook(Hook):
+    """training_curves.png from metrics.jsonl once training ends."""
+
+    def after_train(self, run: TrainRun) -> None:
+        _plot_curves(run.output / "metrics.jsonl", run.output / "training_curves.png")
+
+
+def train_result(run: TrainRun, done: bool) -> dict:
     """train_result.json in PaddleX's schema; paths are relative to Global.output."""
 
     def entry(tag: str, score) -> dict:
@@ -321,6 +521,7 @@ def _train_result(cfg: dict, state: dict, done: bool) -> dict:
         files = {s: f"{tag}/{tag}.{s}" for s in ("pdparams", "pdopt", "pdstates")}
         return {"score": score, **files, **(inference if tag == "best_model" else {})}
 
+    state = run.state
     saved = state["saved_epochs"][-KEEP_LAST:][::-1]
     models = {f"last_{i}": {} for i in range(1, KEEP_LAST + 1)}
     for i, item in enumerate(saved, start=1):
@@ -328,7 +529,7 @@ def _train_result(cfg: dict, state: dict, done: bool) -> dict:
     best_score = state["best_score"] if state["best_score"] >= 0 else None
     models["best"] = entry("best_model", best_score) if state["best_epoch"] else {}
     return {
-        "model_name": cfg["Global"]["model"],
+        "model_name": run.model_name,
         "done_flag": done,
         "config": "config.yaml",
         "train_log": "train.log",
@@ -341,18 +542,20 @@ def _train_result(cfg: dict, state: dict, done: bool) -> dict:
     }
 
 
-def _resume(path: str, model, optimizer, model_name: str, num_classes: int, label_dict: dict) -> dict:
+# --- resume, files, processes
+
+
+def _resume(path: str, run: TrainRun) -> dict:
     """Restore model, optimiser (with its schedule) and loop state; a mismatch is a clear error."""
-    params, opt_state, states = load_training_state(path)
-    if states.get("model_name") not in (None, model_name) or states.get("num_classes") not in (
-        None,
-        num_classes,
-    ):
+    facts = read_facts(path, None, RESUME_KEY)
+    model_name, num_classes, model = run.model_name, run.data.num_classes, run.model
+    if (facts.model_name, facts.num_classes) != (model_name, num_classes):
         raise PaddlexFeatError(
-            f"Train.resume_path={path!r} holds a {states.get('model_name')} checkpoint with "
-            f"{states.get('num_classes')} classes, but this run trains {model_name} with {num_classes}. "
+            f"Train.resume_path={path!r} holds a {facts.model_name} checkpoint with "
+            f"{facts.num_classes} classes, but this run trains {model_name} with {num_classes}. "
             "Resume with the same Global.model and data, or start with Train.pretrain_weight_path."
         )
+    params = read_weights(facts, RESUME_KEY)
     own = model.state_dict()
     bad = [k for k, v in params.items() if k in own and list(v.shape) != list(own[k].shape)]
     missing = [k for k in own if k not in params]
@@ -362,7 +565,8 @@ def _resume(path: str, model, optimizer, model_name: str, num_classes: int, labe
             f"mis-shaped parameters (e.g. {(missing + bad)[0]}). Resume from a checkpoint of this model."
         )
     model.set_state_dict(params)
-    restore_optimizer_state(model, optimizer, opt_state)
+    restore_optimizer_state(model, run.optimizer, read_optimizer_state(facts))
+    states = facts.states
     return {k: states[k] for k in ("epoch", "global_step", "best_score", "best_epoch")} | {
         "history": list(states.get("history", [])),
         "saved_epochs": list(states.get("saved_epochs", [])),
@@ -416,7 +620,8 @@ def _setup_worker_logging(output: Path, rank: int) -> None:
 def _launch_distributed(cfg: dict, nprocs: int, backend: str, gpus: str | None = None) -> dict:
     """Run :func:`train` in ``nprocs`` data-parallel processes through paddle.distributed.spawn."""
     device = "gpu" if backend == "nccl" else "cpu"
-    worker_cfg = {**cfg, "Global": {**cfg["Global"], "device": device}}
+    worker_cfg = copy.deepcopy(cfg)  # keeps the config's record of command-line keys
+    worker_cfg["Global"]["device"] = device
     options = {"gpus": gpus} if gpus else {}
     try:
         paddle.distributed.spawn(train, args=(worker_cfg,), nprocs=nprocs, backend=backend, **options)

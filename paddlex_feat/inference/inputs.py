@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from ..utils.errors import PaddlexFeatError, UsageError
+from ..utils.image import IMAGE_EXTENSIONS, decode_bgr, read_bgr, read_error_is_io
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 URL_PREFIXES = ("http://", "https://")
 MAX_URL_BYTES = 64 * 1024 * 1024  # refuse absurd downloads rather than filling memory
 
@@ -170,14 +170,11 @@ def load_rgb(item: InputItem, url_timeout: float = 10.0) -> np.ndarray:
         return _to_rgb(item.array)
     assert item.input_path is not None
     if item.is_url:
-        data = np.frombuffer(download(item.input_path, url_timeout), dtype=np.uint8)
+        image, why = decode_bgr(np.frombuffer(download(item.input_path, url_timeout), dtype=np.uint8))
     else:
-        try:
-            data = np.fromfile(item.input_path, dtype=np.uint8)  # np.fromfile copes with non-ASCII paths
-        except OSError as e:
-            raise ImageReadError(f"Cannot read {item.input_path}: {e.strerror or e}.") from e
-    # IMREAD_COLOR also turns 16-bit and grayscale files into 8-bit BGR, as the reference reads them
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        image, why = read_bgr(item.input_path)  # the one reader of check, training and visualisation
+    if image is None and read_error_is_io(why):
+        raise ImageReadError(f"Cannot read {item.input_path}: {why}.")
     if image is None:
         raise ImageReadError(
             f"Cannot decode {item.input_path}: it is not a readable image (empty, truncated, or not really "

@@ -8,7 +8,6 @@ in memory.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,8 +17,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..metrics.retrieval import l2_normalize
-from ..utils.errors import ModelError, UsageError
+from ..utils.arrays import l2_normalize
+from ..utils.checks import check_batch_size
+from ..utils.device import Device, default_cpu_threads
+from ..utils.errors import ModelError
 from ..utils.logger import logger
 from .backends import ModelRunner, create_runner
 from .inputs import ImageReadError, InputItem, expand_inputs, input_stem, load_rgb
@@ -54,23 +55,6 @@ def find_model_files(model_dir: str | Path) -> tuple[Path, Path]:
     return program, params
 
 
-def default_cpu_threads() -> int:
-    """Math threads for the CPU: every core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def check_batch_size(batch_size: Any, key: str = "batch_size") -> int:
-    """A positive int, or a UsageError naming ``key``."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise UsageError(
-            f"{key} must be a positive integer; got {batch_size!r}. Use 1 or more, e.g. {key}=8."
-        )
-    return int(batch_size)
-
-
 class Predictor:
     """Runs an inference folder (ours, PaddleX's or PaddleClas's) on images; see ``predict``."""
 
@@ -100,7 +84,14 @@ class Predictor:
         self._pool: ThreadPoolExecutor | None = None
         # the model runs through a pluggable runner: Paddle Inference, or OpenVINO/ONNX Runtime (use_hpip)
         self.runner: ModelRunner = create_runner(
-            self.model_dir, program, params, self.device, self.cpu_threads, use_hpip, hpi_config
+            self.model_dir,
+            program,
+            params,
+            self.device,
+            self.cpu_threads,
+            use_hpip,
+            hpi_config,
+            self.model_name,
         )
 
     def _check_model_name(self, model_name: str | None) -> str:
@@ -121,7 +112,7 @@ class Predictor:
         return found
 
     @staticmethod
-    def _resolve(device: str | None) -> str:
+    def _resolve(device: str | None) -> Device:
         """``None`` means the CPU; a GPU spec falls back to the CPU with a warning."""
         from ..utils.device import resolve_device
 

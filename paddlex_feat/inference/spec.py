@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from ..data.transforms import INTERPOLATIONS, fold_normalize, normalize_to_chw
+from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
 from ..utils.errors import ModelError
 
 INFERENCE_YML = "inference.yml"
@@ -198,8 +199,8 @@ def _compile_ops(path: Path, ops: list) -> tuple[Callable[[np.ndarray], np.ndarr
                     f"{path}: NormalizeImage.order={args['order']!r} is not supported; use 'hwc'."
                 )
             scale = _parse_scale(path, args.get("scale", 1.0 / 255.0))
-            mean = _triple(path, "mean", args.get("mean", [0.485, 0.456, 0.406]))
-            std = _triple(path, "std", args.get("std", [0.229, 0.224, 0.225]))
+            mean = _triple(path, "mean", args.get("mean", list(IMAGENET_MEAN)))
+            std = _triple(path, "std", args.get("std", list(IMAGENET_STD)))
             # x * scale / std - mean / std, the same affine map as the reference, in one pass
             scale_mean_std = fold_normalize(mean, std, scale)
             steps.append(_normalize_step(*scale_mean_std))

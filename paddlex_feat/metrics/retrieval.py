@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..utils.arrays import l2_normalize
 from ..utils.errors import DatasetError
 
 # A block's similarity matrix holds at most this many float32 scores (~256 MB); its masks and
@@ -215,12 +216,6 @@ def _check_topk(topk: Sequence[int]) -> list[int]:
     if not ks or any(k < 1 for k in ks):
         raise ValueError(f"topk must be a non-empty list of integers >= 1, got {list(topk)}")
     return sorted(set(ks))
-
-
-def l2_normalize(features: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; an all-zero row stays zero instead of becoming NaN."""
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    return features / np.maximum(norms, np.float32(1e-12))
 
 
 def _id_codes(

@@ -20,7 +20,7 @@ from paddle import nn
 
 from .necks_heads import FC, ArcMargin
 from .rec_model import RecModel
-from .registry import _BASE_URL, ModelInfo, register_model
+from .registry import PRETRAINED_URL_BASE, ModelInfo, get_model_info, register_model
 
 _trunc_normal = nn.initializer.TruncatedNormal(std=0.02)
 _zeros = nn.initializer.Constant(0.0)
@@ -187,55 +187,55 @@ class CLIPVisionTransformer(nn.Layer):
 
 _CLIP_VARIANTS = {
     # name: (patch, dim, depth, heads, drop_cls_token)
-    "PP-ShiTuV2_rec_CLIP_vit_base": (16, 768, 12, 12, True),
-    "PP-ShiTuV2_rec_CLIP_vit_large": (14, 1024, 24, 16, False),
+    "CLIP_vit_base_patch16_224": (16, 768, 12, 12, True),
+    "CLIP_vit_large_patch14_224": (14, 1024, 24, 16, False),
 }
 
 
 def _build_clip_rec(
-    model_name: str, num_classes: int, feature_dim: int = 512, drop_path_rate: float = 0.0
+    model_name: str, num_classes: int, feature_dim: int = 512, drop_path_rate: float = 0.0, **vit: int
 ) -> RecModel:
-    """CLIP backbone + FC neck (512 -> feature_dim) + ArcMargin head (margin 0.2, scale 30)."""
-    patch, dim, depth, heads, drop_cls = _CLIP_VARIANTS[model_name]
+    """CLIP backbone + FC neck (512 -> feature_dim) + ArcMargin head (margin 0.2, scale 30).
+
+    ``vit`` may override the variant's ``patch_size``, ``embed_dim``, ``depth`` or ``num_heads``
+    (a tiny ViT for tests; the published weights fit only the table's sizes).
+    """
+    patch, dim, depth, heads, drop_cls = _CLIP_VARIANTS[get_model_info(model_name).paddleclas_arch[0]]
+    sizes = {"patch_size": patch, "embed_dim": dim, "depth": depth, "num_heads": heads}
+    unknown = set(vit) - set(sizes)
+    if unknown:
+        raise TypeError(f"{model_name}: unknown override(s) {sorted(unknown)}; known: {sorted(sizes)}")
     backbone = CLIPVisionTransformer(
         img_size=224,
-        patch_size=patch,
-        embed_dim=dim,
-        depth=depth,
-        num_heads=heads,
         output_dim=512,
         drop_cls_token=drop_cls,
         drop_path_rate=drop_path_rate,
+        **(sizes | vit),
     )
     neck = FC(512, feature_dim)
     head = ArcMargin(feature_dim, num_classes, margin=0.2, scale=30.0)
     return RecModel(backbone, neck, head)
 
 
-def _clip_info(name: str) -> ModelInfo:
+def _clip_info(name: str, backbone: str) -> ModelInfo:
     """CLIP models evaluate at 224 bicubic with ImageNet mean/std (PaddleClas GeneralRecognitionV2 configs)."""
     return ModelInfo(
         name=name,
         interpolation="bicubic",
-        pretrained_url=f"{_BASE_URL}/{name}_pretrained.pdparams",
-        backbone_url=f"{_BASE_URL}/{name}_backbone_LAION400M_pretrained.pdparams",
-        extra={
-            "paddleclas_arch": {
-                "Backbone": "CLIP_vit_base_patch16_224" if "base" in name else "CLIP_vit_large_patch14_224",
-                "Neck": "FC",
-                "Head": "ArcMargin",
-            }
-        },
+        pretrained_url=f"{PRETRAINED_URL_BASE}/{name}_pretrained.pdparams",
+        backbone_url=f"{PRETRAINED_URL_BASE}/{name}_backbone_LAION400M_pretrained.pdparams",
+        loss="arcmargin",
+        paddleclas_arch=(backbone, "FC", "ArcMargin"),
     )
 
 
-@register_model(_clip_info("PP-ShiTuV2_rec_CLIP_vit_base"))
+@register_model(_clip_info("PP-ShiTuV2_rec_CLIP_vit_base", "CLIP_vit_base_patch16_224"))
 def pp_shituv2_rec_clip_vit_base(num_classes: int, **overrides) -> RecModel:
     """PP-ShiTuV2_rec_CLIP_vit_base: CLIP ViT-B/16 + FC neck + ArcMargin head."""
     return _build_clip_rec("PP-ShiTuV2_rec_CLIP_vit_base", num_classes, **overrides)
 
 
-@register_model(_clip_info("PP-ShiTuV2_rec_CLIP_vit_large"))
+@register_model(_clip_info("PP-ShiTuV2_rec_CLIP_vit_large", "CLIP_vit_large_patch14_224"))
 def pp_shituv2_rec_clip_vit_large(num_classes: int, **overrides) -> RecModel:
     """PP-ShiTuV2_rec_CLIP_vit_large: CLIP ViT-L/14 + FC neck + ArcMargin head."""
     return _build_clip_rec("PP-ShiTuV2_rec_CLIP_vit_large", num_classes, **overrides)

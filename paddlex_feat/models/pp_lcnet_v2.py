@@ -18,7 +18,7 @@ from paddle.regularizer import L2Decay
 
 from .necks_heads import FC, BNNeck
 from .rec_model import RecModel
-from .registry import _BASE_URL, ModelInfo, register_model
+from .registry import PRETRAINED_URL_BASE, ModelInfo, register_model
 
 # Per stage: in_channels, dw kernel, split_pw, use_rep, use_se, use_shortcut (PP-LCNetV2 table).
 STAGE_CONFIG = (
@@ -231,10 +231,11 @@ class PPLCNetV2ShiTu(nn.Layer):
     ModelInfo(
         name="PP-ShiTuV2_rec",
         interpolation="bilinear",
-        pretrained_url=f"{_BASE_URL}/PP-ShiTuV2_rec_pretrained.pdparams",
+        pretrained_url=f"{PRETRAINED_URL_BASE}/PP-ShiTuV2_rec_pretrained.pdparams",
         # PaddleX's Train.pretrain_weight_path for this model is the full pretrained model.
-        backbone_url=f"{_BASE_URL}/PP-ShiTuV2_rec_pretrained.pdparams",
-        extra={"paddleclas_arch": {"Backbone": "PPLCNetV2_base_ShiTu", "Neck": "BNNeck", "Head": "FC"}},
+        backbone_url=f"{PRETRAINED_URL_BASE}/PP-ShiTuV2_rec_pretrained.pdparams",
+        loss="ce_triplet",
+        paddleclas_arch=("PPLCNetV2_base_ShiTu", "BNNeck", "FC"),
     )
 )
 def pp_shituv2_rec(num_classes: int, feature_dim: int = 512, dropout_prob: float = 0.2) -> RecModel:

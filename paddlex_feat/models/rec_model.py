@@ -1,13 +1,12 @@
 """RecModel: backbone -> neck -> head, with PaddleClas's sub-layer names ``backbone``/``neck``/``head``.
 
-Forward contract (every registered model follows it):
+Forward contract (every registered model follows it), the same in train and eval mode:
 
-* train mode: ``model(x, label=None)`` returns ``{"features": [N, D], "logits": [N, num_classes]}``.
-  ``features`` is the neck output (the retrieval embedding, D = 512). ``logits`` is the head output;
-  an ArcMargin head applies its margin and scale only when ``label`` ([N] or [N, 1] int64) is given,
-  so training must pass the label (without it the head returns plain cosines).
-* eval mode: ``model(x)`` returns the ``[N, D]`` feature tensor itself (no head is run), which is
-  also what an exported inference model outputs.
+* ``model(x)`` returns the ``[N, D]`` feature tensor (the neck output, the retrieval embedding,
+  D = 512); it is also what an exported inference model outputs.
+* ``model.logits(features, label)`` is the head's ``[N, num_classes]`` output, which only training
+  needs. An ArcMargin head applies its margin and scale only in train mode when ``label`` ([N] or
+  [N, 1] int64) is given, so training must pass the label (without it the head returns plain cosines).
 
 ``re_parameterize()`` fuses every re-parameterisable block (a no-op for models without any).
 """
@@ -27,17 +26,13 @@ class RecModel(nn.Layer):
         self.neck = neck
         self.head = head
 
-    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
-        """The [N, D] embedding (backbone then neck)."""
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        """The [N, D] embedding (backbone then neck), in training and in eval."""
         return self.neck(self.backbone(x))
 
-    def forward(
-        self, x: paddle.Tensor, label: paddle.Tensor | None = None
-    ) -> paddle.Tensor | dict[str, paddle.Tensor]:
-        features = self.forward_features(x)
-        if not self.training:
-            return features
-        return {"features": features, "logits": self.head(features, label)}
+    def logits(self, features: paddle.Tensor, label: paddle.Tensor | None = None) -> paddle.Tensor:
+        """The head's class scores of ``features`` (training only; ArcMargin needs ``label``)."""
+        return self.head(features, label)
 
     def re_parameterize(self) -> int:
         """Fuse re-parameterisable blocks in place for export; returns how many were fused."""

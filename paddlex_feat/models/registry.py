@@ -6,14 +6,16 @@ mean/std and feature dim from here, and nowhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..utils.errors import ModelError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_BASE_URL = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model"
+_BUCKET = "https://paddle-model-ecology.bj.bcebos.com/paddlex"
+PRETRAINED_URL_BASE = f"{_BUCKET}/official_pretrained_model"  # .pdparams, as PaddleX's configs name them
+INFERENCE_URL_BASE = f"{_BUCKET}/official_inference_model/paddle3.0.0"  # where PaddleX 3.7.2 gets _infer.tar
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,8 @@ class ModelInfo:
     feature_dim: int = 512
     pretrained_url: str | None = None  # full model, as PaddleX's Export.weight_path
     backbone_url: str | None = None  # what PaddleX's Train.pretrain_weight_path points at
-    extra: dict[str, Any] = field(default_factory=dict)
+    loss: str = "ce_triplet"  # the recipe: "ce_triplet" (FC head) or "arcmargin" (ArcMargin head alone)
+    paddleclas_arch: tuple[str, str, str] = ("", "", "")  # PaddleClas's Backbone, Neck, Head names
 
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}

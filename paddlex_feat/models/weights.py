@@ -26,7 +26,7 @@ import numpy as np
 import paddle
 
 from ..utils.download import download_file, is_url
-from ..utils.errors import ConfigError, ModelError
+from ..utils.errors import ModelError
 from ..utils.logger import logger
 
 PRETRAIN_KEY = "Train.pretrain_weight_path"
@@ -87,22 +87,6 @@ def resolve_checkpoint(
     )
 
 
-def checkpoint_file(weight_path: str | None, config_key: str) -> Path:
-    """The local ``.pdparams`` file a mode's ``weight_path`` setting names, or a clear error naming the key."""
-    if not weight_path:
-        raise ConfigError(
-            f"{config_key} is not set. Point it at a trained checkpoint, e.g. "
-            f"-o {config_key}=output/best_model/best_model.pdparams."
-        )
-    path = resolve_checkpoint(weight_path, config_key=config_key)
-    if path.suffix in (".pdopt", ".pdstates"):
-        raise ModelError(
-            f"{config_key}={weight_path} is the {path.suffix} file of a checkpoint; "
-            f"use the model weights: {path.with_suffix('.pdparams')}."
-        )
-    return path
-
-
 def load_checkpoint(
     source: str | os.PathLike, *, config_key: str | None = None, cache_dir: str | os.PathLike | None = None
 ) -> dict[str, Any]:
@@ -112,6 +96,11 @@ def load_checkpoint(
 
 def _read_state(path: Path, config_key: str | None) -> dict[str, Any]:
     """paddle.load with the checks that turn a wrong file into a clear error."""
+    return _tensors_of(_load_file(path, config_key), path, config_key)
+
+
+def _load_file(path: Path, config_key: str | None) -> Any:
+    """paddle.load; a file it cannot read is a clear error naming the key."""
     try:
         state = paddle.load(str(path))
     except Exception as err:  # paddle.load raises many types (pickle, EOF, unicode, ...) on bad files
@@ -119,6 +108,11 @@ def _read_state(path: Path, config_key: str | None) -> dict[str, Any]:
             f"{_where(config_key)}{path} is not a Paddle checkpoint (paddle.load failed: "
             f"{type(err).__name__}: {err}). Expected a .pdparams file saved by Paddle/PaddleX/PaddleClas."
         ) from err
+    return state
+
+
+def _tensors_of(state: Any, path: Path, config_key: str | None) -> dict[str, Any]:
+    """The name -> tensor entries of a loaded file; anything else is a clear error."""
     if not isinstance(state, dict):
         raise ModelError(
             f"{_where(config_key)}{path} is not a Paddle state dict (it holds a {type(state).__name__}, "
@@ -180,11 +174,23 @@ def load_weights(
 ) -> LoadReport:
     """Load a checkpoint into ``model`` following the module rules; returns what was loaded/skipped."""
     path = resolve_checkpoint(source, config_key=config_key, cache_dir=cache_dir)
-    state = _read_state(path, config_key)
+    return load_state(model, _load_file(path, config_key), path, config_key=config_key, source=source)
+
+
+def load_state(
+    model: paddle.nn.Layer,
+    state: dict[str, Any],
+    path: Path,
+    *,
+    config_key: str | None = None,
+    source: str | os.PathLike | None = None,
+) -> LoadReport:
+    """Load an already-read state dict of ``path`` into ``model`` (the rules of :func:`load_weights`)."""
+    state = _tensors_of(state, path, config_key)
     model_state = model.state_dict()
     ckpt_keys = list(state)
     mapping_name, mapping = _choose_mapping(ckpt_keys, set(model_state))
-    report = LoadReport(source=str(source), path=str(path), key_mapping=mapping_name)
+    report = LoadReport(source=str(source or path), path=str(path), key_mapping=mapping_name)
     to_load: dict[str, np.ndarray] = {}
     claimed: set[str] = set()
     for key in ckpt_keys:

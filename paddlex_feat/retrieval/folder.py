@@ -233,7 +233,10 @@ def _check(path: Path | str, data: dict, key: str, ok: Callable[[Any], bool], ex
 def read_id_map(path: Path) -> tuple[dict[int, str], str, str]:
     """PaddleX's id_map.yaml: (id -> label, metric_type, index_type), checked."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's C loader when present (still safe: no Python objects): 10x faster on big id maps
+        doc = yaml.load(
+            path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

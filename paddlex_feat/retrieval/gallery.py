@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class GalleryEntry:
     label: str
     path: str | None
     where: str  # 'gallery.txt:12', a folder path or 'images[3]', for error messages
+    file_stat: str | None = None  # 'size:mtime_ns' taken just before hashing (see hash_entry)
 
 
 def read_gallery(
@@ -96,6 +97,24 @@ def content_hash(entry: GalleryEntry) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def hash_entry(entry: GalleryEntry, known: Any = None) -> tuple[GalleryEntry, str]:
+    """The entry with its file's stat, and its content hash; an unchanged stat reuses ``known``'s hash.
+
+    ``known`` is the indexed record of the same path (or None). Like git's index, a file whose size
+    and mtime (ns) are what they were when it was hashed is not read again: a sync of a large gallery
+    then reads only the files that changed. The stat is taken before reading, so a file written
+    while it is hashed shows a newer stat at the next sync and is read again.
+    """
+    if isinstance(entry.source, np.ndarray):
+        return entry, content_hash(entry)
+    st = os.stat(entry.source)
+    stat = f"{st.st_size}:{st.st_mtime_ns}"
+    entry = replace(entry, file_stat=stat)
+    if known is not None and known.file_stat == stat and known.content_hash:
+        return entry, known.content_hash
+    return entry, content_hash(entry)
 
 
 def _from_list(path: Path, label_map: str | os.PathLike | None) -> list[GalleryEntry]:

@@ -20,7 +20,7 @@ from ..inference.predictor import Predictor, find_model_files
 from ..inference.spec import INFERENCE_YML
 from ..utils.errors import DatasetError, GalleryIndexError, UsageError
 from ..utils.logger import logger
-from .gallery import GalleryEntry, content_hash, read_gallery
+from .gallery import GalleryEntry, hash_entry, read_gallery
 from .index_types import IndexPlan, plan_index
 from .results import UNKNOWN, SearchResult
 from .store import IndexMeta, ItemRecord, VectorStore
@@ -118,6 +118,7 @@ class GalleryIndex:
             [e.label for e in entries],
             paths=[e.path for e in entries],
             content_hashes=hashes,
+            file_stats=[e.file_stat for e in entries],
             index_type=index_type,
             metric=metric,
             memory_budget_mb=memory_budget_mb,
@@ -147,6 +148,7 @@ class GalleryIndex:
         score_threshold: float | None = None,
         store_factory: StoreFactory | None = None,
         fingerprint: dict[str, Any] | None = None,
+        file_stats: Sequence[str | None] | None = None,
     ) -> GalleryIndex:
         """An index over features computed elsewhere (``[n, dim]`` float32, L2-normalised for IP)."""
         from .faiss_store import FaissStore
@@ -162,7 +164,13 @@ class GalleryIndex:
         plan = plan_index(index_type, n, dim, memory_budget_mb, nprobe, ef_search)
         store = (store_factory or FaissStore.create)(dim, metric, plan, vectors)
         records = [
-            ItemRecord(-1, str(label), (paths or [None] * n)[i], (content_hashes or [None] * n)[i])
+            ItemRecord(
+                -1,
+                str(label),
+                (paths or [None] * n)[i],
+                (content_hashes or [None] * n)[i],
+                (file_stats or [None] * n)[i],
+            )
             for i, label in enumerate(labels)
         ]
         ids = store.add(vectors, records)
@@ -375,7 +383,9 @@ class GalleryIndex:
         readable = []
         for e in entries:
             try:
-                hashes.append(content_hash(e))
+                key = os.path.normpath(e.path) if e.path is not None else None
+                e, h = hash_entry(e, current.get(key) if key is not None else None)
+                hashes.append(h)
                 readable.append(e)
             except OSError as err:
                 _unreadable(report, e, err, skip_errors)
@@ -390,7 +400,9 @@ class GalleryIndex:
                 seen_paths.add(key)
             old = current.get(key) if key is not None else None
             if old is not None and old.content_hash == h:
-                if old.label == e.label:
+                if (
+                    old.label == e.label
+                ):  # a touched file with the same bytes keeps its id (re-read next time)
                     report.unchanged += 1
                 else:
                     relabel.append((e, old))  # same pixels, new label: move the vector, no embedding
@@ -436,7 +448,7 @@ class GalleryIndex:
                 f"The features have {vectors.shape[1]} dimensions but the index{self._where()} holds "
                 f"{self.store.dim}-d features: use the model that built it."
             )
-        records = [ItemRecord(-1, e.label, e.path, h) for e, h in zip(entries, hashes)]
+        records = [ItemRecord(-1, e.label, e.path, h, e.file_stat) for e, h in zip(entries, hashes)]
         return self.store.add(vectors, records).tolist()
 
     def _hash_index(self) -> dict[str, int]:
@@ -650,7 +662,8 @@ def _hash_and_dedupe(
     readable, hashes = [], []
     for e in entries:
         try:
-            hashes.append(content_hash(e))
+            e, h = hash_entry(e)
+            hashes.append(h)
             readable.append(e)
         except OSError as err:
             _unreadable(report, e, err, skip_errors)

@@ -62,8 +62,7 @@ def test_exact_index_recall_at_1_equals_evaluate_recall1(run_dir, tmp_path):
     assert ours == pytest.approx(recall1, abs=1e-9)
 
 
-def test_a_saved_index_answers_the_same_in_a_new_process(run_dir, tmp_path):
-    model = create_model("PP-ShiTuV2_rec", model_dir=str(run_dir / "best_model" / "inference"), batch_size=32)
+def test_a_saved_index_answers_the_same_in_a_new_process(model, tmp_path):
     index = build_index(model, str(DEMO / "gallery.txt"), index_type="HNSW")
     index.remove(labels=["300"])
     index.save(tmp_path / "idx")

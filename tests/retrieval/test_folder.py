@@ -42,7 +42,7 @@ def test_folder_holds_paddlex_files_and_ours(saved):
     }
     assert isinstance(faiss.read_index(str(saved / "vector.index")), faiss.IndexIDMap2)
     first = json.loads((saved / "items.jsonl").read_text().splitlines()[0])
-    assert first == {"id": 0, "label": "a b", "path": "0.jpg", "content_hash": None}
+    assert first == {"id": 0, "label": "a b", "path": "0.jpg", "content_hash": None, "file_stat": None}
     assert json.loads((saved / "meta.json").read_text())["count"] == 6
 
 

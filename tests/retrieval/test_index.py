@@ -185,3 +185,20 @@ def test_arrays_build_and_search(model, store_factory):
     images = [rng.integers(0, 256, (20, 20, 3), dtype=np.uint8) for _ in range(3)]
     index = GalleryIndex.build(model, images, labels=["a", "b", "c"], store_factory=store_factory)
     assert [r["label"] for r in index.search(images, top_k=1)] == ["a", "b", "c"]
+
+
+def test_sync_reads_only_files_whose_stat_changed(model, index, gallery, monkeypatch):
+    import paddlex_feat.retrieval.gallery as gallery_module
+
+    read = []
+    original = gallery_module.content_hash
+    monkeypatch.setattr(gallery_module, "content_hash", lambda e: read.append(e.path) or original(e))
+    changed = gallery.parent / "images" / "p07.png"
+    write_image(changed, 700)
+    report = index.sync(model, str(gallery))
+    assert read == [str(changed)] and report.unchanged == 11 and report.removed == [7]
+    # same bytes under a new mtime: read again, but nothing changes and the id stays
+    touched = gallery.parent / "images" / "p08.png"
+    touched.write_bytes(touched.read_bytes())
+    read.clear()
+    assert index.sync(model, str(gallery)).unchanged == 12 and read == [str(touched)]

@@ -28,7 +28,7 @@ class ModelRunner(Protocol):
     """Runs the model only: ``[N, 3, H, W]`` float32 in, ``[N, D]`` features out."""
 
     backend: str  # "paddle", "openvino" or "onnxruntime"
-    precision: str  # "fp32", "bf16" or "fp16"
+    precision: str  # "fp32", "bf16", "fp16" or "int8"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """One forward pass on a prepared batch."""

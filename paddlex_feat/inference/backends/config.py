@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...config.schema import HPI_BACKENDS as BACKENDS
+from ...config.schema import PRECISIONS
 from ...utils.errors import ConfigError
 
-BACKENDS = ("openvino", "onnxruntime", "paddle")
-PRECISIONS = ("fp32", "bf16", "fp16")
 KEYS = ("backend", "precision", "num_threads", "cache_dir")
 
 

@@ -14,7 +14,9 @@ from ...utils.logger import logger
 from .base import BackendUnavailableError, import_optional
 
 # our precision names -> OpenVINO's INFERENCE_PRECISION_HINT values and capability names
-_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# int8: the QDQ file's quantized layers run in int8 whatever the hint; f32 keeps the layers left in
+# fp32 in fp32 (OpenVINO's default on a bf16 CPU would silently run them in bf16)
+_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 _CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
 
 
@@ -42,7 +44,7 @@ class OpenVINORunner:
         self._compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", config)
         in_use = self._compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # e.g. "f32"
         logger.info(
-            f"OpenVINO {ov.get_version().split('-')[0]} on CPU: INFERENCE_PRECISION_HINT={in_use} "
+            f"OpenVINO {ov.get_version().split('-')[0]} on CPU: precision {precision}, INFERENCE_PRECISION_HINT={in_use} "
             f"(asked {_HINTS[precision]}), {num_threads} threads"
         )
         self.precision = precision

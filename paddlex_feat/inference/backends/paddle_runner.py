@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ...utils.device import parse_device
+from ...utils.device import Device
 from ...utils.errors import ModelError
 
 
@@ -17,20 +17,20 @@ class PaddleRunner:
     backend = "paddle"
     precision = "fp32"
 
-    def __init__(self, program: Path, params: Path, device: str, num_threads: int) -> None:
+    def __init__(self, program: Path, params: Path, device: Device, num_threads: int) -> None:
         self.device = device
         self._predictor = self._create(program, params, device, num_threads)
         self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
         self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
 
     @staticmethod
-    def _create(program: Path, params: Path, device: str, num_threads: int) -> Any:
+    def _create(program: Path, params: Path, device: Device, num_threads: int) -> Any:
         """Build the predictor: oneDNN on the CPU, the new IR and executor."""
         from paddle import inference as paddle_infer
 
         config = paddle_infer.Config(str(program), str(params))
-        if device.startswith("gpu"):
-            config.enable_use_gpu(256, parse_device(device)[1][0])
+        if device.is_gpu:
+            config.enable_use_gpu(256, device.gpu_id)
         else:
             config.disable_gpu()
             config.enable_mkldnn()

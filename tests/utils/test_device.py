@@ -39,3 +39,18 @@ def test_gpu_request_falls_back_to_cpu_with_one_warning() -> None:
         logger.removeHandler(handler)
     warnings = [r for r in records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "running on the CPU instead" in warnings[0].getMessage()
+
+
+def test_a_resolved_device_is_a_value_parsed_once() -> None:
+    import copy
+    import pickle
+
+    from paddlex_feat.utils.device import CPU, Device, as_device
+
+    gpu = Device(3)
+    assert gpu == "gpu:3" and gpu.is_gpu and gpu.gpu_id == 3  # the runners read these, never the string
+    assert CPU == "cpu" and not CPU.is_gpu and CPU.gpu_id is None
+    for clone in (pickle.loads(pickle.dumps(gpu)), copy.deepcopy(gpu)):  # spawn and deepcopy keep the parts
+        assert clone == "gpu:3" and clone.gpu_id == 3
+    assert as_device("gpu:1").gpu_id == 1 and as_device("cpu") is CPU and as_device(gpu) is gpu
+    assert resolve_device("cpu") is CPU

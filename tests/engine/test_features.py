@@ -18,16 +18,17 @@ DEMO = Path(__file__).resolve().parents[2] / "dataset" / "demo"
 SIZE = 32
 
 
-class DictNet(paddle.nn.Layer):
-    """A tiny model whose eval output is a dict, as PaddleClas's RecModel's is."""
+class TinyNet(paddle.nn.Layer):
+    """A tiny model that keeps the models' contract: ``model(x)`` is the [N, D] feature (``flat=False``: not)."""
 
-    def __init__(self, key: str = "features") -> None:
+    def __init__(self, flat: bool = True) -> None:
         super().__init__()
         self.conv = paddle.nn.Conv2D(3, 8, 3)
-        self.key = key
+        self.flat = flat
 
     def forward(self, x):
-        return {self.key: paddle.nn.functional.adaptive_avg_pool2d(self.conv(x), 1).flatten(1)}
+        pooled = paddle.nn.functional.adaptive_avg_pool2d(self.conv(x), 1)
+        return pooled.flatten(1) if self.flat else pooled
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_model_state_is_restored_and_weights_untouched(rec_model, entries):
 
 
 def test_one_extractor_serves_two_lists_and_sees_new_weights(entries):
-    net = DictNet()
+    net = TinyNet()
     transform = EvalTransform(SIZE, (0.5,) * 3, (0.5,) * 3)
     extractor = FeatureExtractor(net, batch_size=4, num_workers=1, transform=transform, mode="static")
     first = extractor.extract(entries, DEMO, "query.txt")
@@ -76,11 +77,11 @@ def test_one_extractor_serves_two_lists_and_sees_new_weights(entries):
     np.testing.assert_allclose(second, -first, atol=1e-5)
 
 
-def test_a_dict_without_features_is_a_clear_error(entries):
+def test_an_output_that_is_not_batch_by_dim_is_a_clear_error(entries):
     transform = EvalTransform(SIZE, (0.5,) * 3, (0.5,) * 3)
-    with pytest.raises(ModelError, match="without 'features'"):
+    with pytest.raises(ModelError, match=r"must be \[batch, dim\] features, got shape \(2, 8, 1, 1\)"):
         extract_features(
-            DictNet("logits"), entries[:2], DEMO, num_workers=0, transform=transform, mode="eager"
+            TinyNet(flat=False), entries[:2], DEMO, num_workers=0, transform=transform, mode="eager"
         )
 
 
