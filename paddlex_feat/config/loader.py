@@ -97,6 +97,7 @@ def _kind_name(field: Field) -> str:
     name = names[field.kind]
     if field.kind is list and field.item is not None:
         name = f"a list of {names[field.item].split(' ', 1)[1]}s"
+    name += "".join(f" or '{word}'" for word in field.keywords)
     return name + (" or null" if field.nullable else "")
 
 
@@ -110,6 +111,8 @@ def _coerce(value: Any, field: Field, dotted: str, source: str) -> Any:
         if not field.nullable:
             raise bad(" It cannot be null.")
         return None
+    if isinstance(value, str) and value in field.keywords:
+        return value
     if field.str_or_list and isinstance(value, list):
         if not all(isinstance(v, str) for v in value):
             raise bad()

@@ -32,6 +32,7 @@ class Field:
     choices: tuple | None = None
     item: type | None = None  # element type of a list
     str_or_list: bool = False  # a str that may also be a list of str (Predict.input)
+    keywords: tuple[str, ...] = ()  # words accepted in place of a value (Index.score_threshold=auto)
     help: str = ""
 
 
@@ -91,6 +92,13 @@ SCHEMA: dict[str, Any] = {
             default="auto",
             choices=("auto", "inference", "static", "eager"),
             help="feature extraction: auto = paddle.inference+oneDNN on CPU, static graph on GPU",
+        ),
+        "report": Field(bool, default=True, help="write evaluate_report.html and its PNGs"),
+        "max_false_accept": Field(
+            float,
+            default=0.05,
+            nullable=True,
+            help="share of unknown queries allowed an answer at the recommended threshold; null: equal error",
         ),
     },
     "Export": {
@@ -174,7 +182,11 @@ SCHEMA: dict[str, Any] = {
             float, default=None, nullable=True, help="for index_type=auto; null: no limit"
         ),
         "score_threshold": Field(
-            float, default=None, nullable=True, help="top-1 under it is 'unknown' (top-k kept); null: none"
+            float,
+            default=None,
+            nullable=True,
+            keywords=("auto",),
+            help="top-1 under it is 'unknown' (top-k kept); auto: evaluate's recommended_threshold; null: none",
         ),
         "label_map": Field(
             str, default=None, nullable=True, help="'number name' lines; default label_dict.txt"

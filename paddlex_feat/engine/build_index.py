@@ -15,6 +15,7 @@ from typing import Any
 from ..utils.errors import ConfigError
 from ..utils.logger import logger
 from .predict import model_from_config
+from .score_threshold import resolve_score_threshold
 
 
 def run(cfg: dict) -> dict[str, Any]:
@@ -31,9 +32,12 @@ def run(cfg: dict) -> dict[str, Any]:
         )
     if is_index_source(idx_cfg["gallery"]):  # an index to copy between backends: nothing to embed
         return run_move(cfg)
+    threshold, threshold_source = resolve_score_threshold(
+        idx_cfg["score_threshold"], idx_cfg["model_dir"] or pred["model_dir"]
+    )
     model = model_from_config(cfg, idx_cfg["model_dir"], idx_cfg["batch_size"])
     if idx_cfg["backend"] == "milvus":
-        return run_milvus(cfg, model)
+        return run_milvus(cfg, model, threshold, threshold_source)
     path = Path(idx_cfg["path"])
     if index_exists(path):
         index = GalleryIndex.load(path, model=model)
@@ -41,8 +45,8 @@ def run(cfg: dict) -> dict[str, Any]:
         report = index.sync(
             model, idx_cfg["gallery"], label_map=idx_cfg["label_map"], skip_errors=pred["skip_errors"]
         )
-        if idx_cfg["score_threshold"] is not None:
-            index.meta.score_threshold = idx_cfg["score_threshold"]
+        if threshold is not None:
+            index.meta.score_threshold = threshold
         action = "sync"
     else:
         index = GalleryIndex.build(
@@ -53,14 +57,16 @@ def run(cfg: dict) -> dict[str, Any]:
             memory_budget_mb=idx_cfg["memory_budget_mb"],
             nprobe=idx_cfg["nprobe"],
             ef_search=idx_cfg["ef_search"],
-            score_threshold=idx_cfg["score_threshold"],
+            score_threshold=threshold,
             label_map=idx_cfg["label_map"],
             skip_errors=pred["skip_errors"],
         )
         report = index.last_report
         report.added = [rec.id for rec in index.items()]
         action = "build"
-    if action == "build" or report.added or report.removed or idx_cfg["score_threshold"] is not None:
+    if threshold is not None:
+        index.meta.score_threshold_source = threshold_source
+    if action == "build" or report.added or report.removed or threshold is not None:
         index.save(path)
     meta = index.meta
     logger.info(
@@ -74,6 +80,8 @@ def run(cfg: dict) -> dict[str, Any]:
         "count": len(index),
         "index_type": meta.index_type,
         "recall_at_10": meta.recall_at_10,
+        "score_threshold": meta.score_threshold,
+        "score_threshold_source": meta.score_threshold_source,
         "model_name": meta.model_name,
         "num_added": len(report.added),
         "num_removed": len(report.removed),
@@ -83,7 +91,9 @@ def run(cfg: dict) -> dict[str, Any]:
     }
 
 
-def run_milvus(cfg: dict, model: Any) -> dict[str, Any]:
+def run_milvus(
+    cfg: dict, model: Any, threshold: float | None = None, threshold_source: dict | None = None
+) -> dict[str, Any]:
     """build_index into a Milvus collection: this shard's missing images only, resumable (see milvus_build)."""
     from ..config.loader import parse_shard
     from ..retrieval.milvus_build import IndexOptions, fill_collection, target_from_config
@@ -97,7 +107,8 @@ def run_milvus(cfg: dict, model: Any) -> dict[str, Any]:
         idx_cfg["memory_budget_mb"],
         idx_cfg["nprobe"],
         idx_cfg["ef_search"],
-        idx_cfg["score_threshold"],
+        threshold,
+        threshold_source,
     )
     index, report = fill_collection(
         model,
@@ -122,6 +133,8 @@ def run_milvus(cfg: dict, model: Any) -> dict[str, Any]:
         "index_type": meta.index_type,
         "recall_at_10": meta.recall_at_10,
         "model_name": meta.model_name,
+        "score_threshold": meta.score_threshold,
+        "score_threshold_source": meta.score_threshold_source,
         "num_added": len(report.added),
         "num_removed": len(report.removed),
         "num_unchanged": report.unchanged,

@@ -1,4 +1,7 @@
-"""Global.mode=evaluate: recall@k and mAP of a checkpoint on the dataset's query/gallery lists.
+"""Global.mode=evaluate: recall@k, precision@k, mAP and mINP of a checkpoint on the query/gallery lists.
+
+It also calibrates the open-set ("unknown") score threshold and writes the visual report
+(``report.py``), both from the one metric pass.
 
 The model name, class count and input size are the checkpoint's facts (``TrainedCheckpoint``,
 the one reader of a trained model); a key set on the command line wins. Training's per-epoch
@@ -15,12 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from ..data.lists import ListEntry, bounded_lines, read_list
-from ..metrics import RetrievalResult, retrieval_metrics, worst_queries
-from ..utils.errors import DatasetError
+from ..metrics import RetrievalResult, calibrate, held_out_classes, retrieval_metrics, worst_queries
+from ..utils.errors import ConfigError, DatasetError
 from ..utils.io import atomic_write_bytes
 from ..utils.logger import logger
 from .checkpoint import TrainedCheckpoint
 from .features import FeatureExtractor
+from .report import ReportInputs, report_top, write_calibration, write_report
 
 WEIGHT_KEY = "Evaluate.weight_path"
 NUM_WORST = 10
@@ -32,7 +36,8 @@ def run(cfg: dict) -> dict:
 
     from ..utils.device import set_device
 
-    g = cfg["Global"]
+    g, ev = cfg["Global"], cfg["Evaluate"]
+    _check_max_false_accept(ev["max_false_accept"])
     query, gallery = _read_eval_lists(g["dataset_dir"])
     set_device(g["device"])
     paddle.seed(g["seed"])
@@ -41,9 +46,27 @@ def run(cfg: dict) -> dict:
         f"Evaluating {facts.weights} ({facts.model_name}, input {facts.input_size}) on {len(query)} queries "
         f"against {len(gallery)} gallery images of {g['dataset_dir']}"
     )
-    result = evaluate_model(model, cfg, gallery, query, facts.input_size, model_name=facts.model_name)
+    query_labels = [e.label for e in query]
+    held_out = held_out_classes(query_labels, [e.label for e in gallery], g["seed"])
+    result = evaluate_model(
+        model,
+        cfg,
+        gallery,
+        query,
+        facts.input_size,
+        model_name=facts.model_name,
+        keep_top=report_top(ev["topk"]),
+        held_out=held_out,
+    )
     logger.info("Evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
-    return {"done_flag": True, "metrics": result.metrics}
+    calibration = calibrate(result, query_labels, held_out, ev["max_false_accept"], g["seed"])
+    outputs = write_calibration(calibration, Path(g["output"]))
+    if ev["report"]:
+        inputs = ReportInputs(
+            result, calibration, query, gallery, g["dataset_dir"], facts.model_name, str(facts.weights)
+        )
+        outputs.update(write_report(inputs, Path(g["output"])))
+    return {"done_flag": True, "metrics": result.metrics, **outputs}
 
 
 def evaluate_model(
@@ -53,8 +76,13 @@ def evaluate_model(
     query: Sequence[ListEntry],
     input_size: int,
     model_name: str | None = None,
+    keep_top: int = 0,
+    held_out: np.ndarray | None = None,
 ) -> RetrievalResult:
-    """Features of query and gallery (the shared extraction), metrics, worst-query log, saved features."""
+    """Features of query and gallery (the shared extraction), metrics, worst-query log, saved features.
+
+    ``keep_top`` and ``held_out`` (classes set aside for calibration) go to ``retrieval_metrics``.
+    """
     g, ev = cfg["Global"], cfg["Evaluate"]
     extractor = FeatureExtractor(
         model,
@@ -66,15 +94,18 @@ def evaluate_model(
     )
     query_feats = extractor.extract(query, g["dataset_dir"], "query.txt")
     gallery_feats = extractor.extract(gallery, g["dataset_dir"], "gallery.txt")
+    gallery_labels = [e.label for e in gallery]
     result = retrieval_metrics(
         query_feats,
         gallery_feats,
         [e.label for e in query],
-        [e.label for e in gallery],
+        gallery_labels,
         topk=ev["topk"],
         query_ids=[e.uid for e in query],
         gallery_ids=[e.uid for e in gallery],
         normalize=False,  # FeatureExtractor returns unit features
+        keep_top=keep_top,
+        subgallery=None if held_out is None or not len(held_out) else ~np.isin(gallery_labels, held_out),
     )
     if result.num_unmatched:
         logger.warning(
@@ -106,6 +137,14 @@ def log_worst_queries(
         )
     failing = int((result.first_hit_rank > 0).sum())
     logger.info(f"{len(worst)} worst of {failing} queries whose top-1 match is wrong:\n" + "\n".join(lines))
+
+
+def _check_max_false_accept(value: float | None) -> None:
+    if value is not None and not 0.0 <= value < 1.0:
+        raise ConfigError(
+            f"Evaluate.max_false_accept={value} is not a share in [0, 1): it is the share of unknown queries "
+            "allowed an answer (e.g. 0.05), or null for the equal-error threshold."
+        )
 
 
 def _read_eval_lists(dataset_dir: str) -> tuple[list[ListEntry], list[ListEntry]]:

@@ -7,6 +7,7 @@ from typing import Any
 from ..utils.errors import ConfigError
 from ..utils.logger import logger
 from .predict import model_from_config
+from .score_threshold import resolve_score_threshold
 
 
 def run(cfg: dict) -> dict[str, Any]:
@@ -23,7 +24,9 @@ def run(cfg: dict) -> dict[str, Any]:
     # the model: Index.model_dir, else the folder that built the index, else Predict.model_dir
     model_dir = idx_cfg["model_dir"] or (index.meta.model_dir if _is_dir(index.meta.model_dir) else None)
     index.bind_model(model_from_config(cfg, model_dir, idx_cfg["batch_size"]))
-    threshold = idx_cfg["score_threshold"] if idx_cfg["score_threshold"] is not None else "index"
+    threshold, source = resolve_score_threshold(idx_cfg["score_threshold"], model_dir or pred["model_dir"])
+    if threshold is None:  # null: the threshold the index was built with
+        threshold, source = "index", index.meta.score_threshold_source
     results = index.search(
         pred["input"],
         idx_cfg["top_k"],
@@ -49,6 +52,7 @@ def run(cfg: dict) -> dict[str, Any]:
         "model_name": index.meta.model_name,
         "top_k": idx_cfg["top_k"],
         "score_threshold": index.meta.score_threshold if threshold == "index" else threshold,
+        "score_threshold_source": source,
         "num_images": len(results),
         "num_errors": errors,
         "results": records,

@@ -216,6 +216,9 @@ def check_meta(data: Any, path: str) -> IndexMeta:
         ),
         "a number or null",
     )
+    _check(
+        path, data, "score_threshold_source", lambda v: v is None or isinstance(v, dict), "an object or null"
+    )
     required = [k for k in ("dim", "model_name", "model_hash") if k not in data]
     if required:
         raise GalleryIndexError(f"{path}: missing key(s) {', '.join(required)}; rebuild the index.")

@@ -38,6 +38,7 @@ class IndexOptions:
     nprobe: int | None = None
     ef_search: int | None = None
     score_threshold: float | None = None
+    score_threshold_source: dict[str, Any] | None = None  # where the threshold came from (config, auto)
 
 
 def target_from_config(idx_cfg: dict) -> MilvusTarget:
@@ -100,6 +101,7 @@ def fill_collection(
         index._model, index._fingerprint = model, fp
         if options.score_threshold is not None:
             index.meta.score_threshold = options.score_threshold
+            index.meta.score_threshold_source = options.score_threshold_source
         index._touch()
     except BaseException:
         if store is not None:

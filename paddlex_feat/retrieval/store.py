@@ -69,6 +69,7 @@ class IndexMeta:
     model_dir: str | None = None  # where the model was when the index was built (a hint, not a key)
     recall_at_10: float | None = None  # measured against exact search on a sample at build time
     score_threshold: float | str | None = None  # the threshold under which search says "unknown"
+    score_threshold_source: dict[str, Any] | None = None  # {"from": "auto", "evaluate_result": ...} or config
     count: int = 0
     created: str | None = None  # ISO 8601, UTC
     updated: str | None = None

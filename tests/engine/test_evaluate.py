@@ -71,7 +71,7 @@ def test_evaluate_writes_metrics_of_the_saved_features(tmp_path, dataset, checkp
         tmp_path, dataset, checkpoint, "-o", "Evaluate.topk=[1,3]", "-o", "Evaluate.save_features=True"
     )
     assert rc == 0 and result["done_flag"] is True
-    assert set(result["metrics"]) == {"recall1", "recall3", "mAP"}
+    assert set(result["metrics"]) == {"recall1", "recall3", "precision1", "precision3", "mAP", "mINP"}
     saved = {n: np.load(tmp_path / "out" / "features" / f"{n}.npy") for n in
              ("query_features", "query_labels", "gallery_features", "gallery_labels")}  # fmt: skip
     assert saved["query_features"].shape == (16, 512) and saved["gallery_features"].shape == (12, 512)
@@ -88,7 +88,19 @@ def test_evaluate_writes_metrics_of_the_saved_features(tmp_path, dataset, checkp
     unmatched = sum(e.label not in gallery_labels for e in read_list(dataset, "query"))
     assert unmatched > 0 and again.num_unmatched == unmatched
     assert result["metrics"] == pytest.approx(again.metrics)
+    # The two unmatched queries are the unknowns of the calibration; the report and PNGs are written.
+    assert (
+        result["calibration"]["computed"] is True
+        and result["calibration"]["out_of_gallery_source"] == "query list"
+    )
+    assert result["calibration"]["out_of_gallery_queries"] == unmatched
+    assert isinstance(result["recommended_threshold"], float)
+    assert result["calibration"]["false_accept"] <= 0.05
+    for name in ("evaluate_report.html", "evaluate_worst_queries.png", "evaluate_calibration.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 1000
+    assert result["report"] == "evaluate_report.html" and result["unreadable_thumbnails"] == 0
     log = (tmp_path / "out" / "evaluate.log").read_text()
+    assert f"Recommended Index.score_threshold {result['recommended_threshold']:.4f}" in log
     assert f"{unmatched} of 16 queries have no same-label gallery image" in log
     # a random-init model (seed 1) gets some top-1 matches wrong: the log names the worst of them
     failing = int((again.first_hit_rank > 0).sum())
@@ -196,3 +208,56 @@ def test_weights_that_only_partly_fit(tmp_path, dataset, checkpoint):
     rc, result = evaluate(tmp_path, dataset, checkpoint)
     assert rc == 1 and result["err_type"] == "ModelError"
     assert "does not fit PP-ShiTuV2_rec" in result["err_msg"] and neck[0] in result["err_msg"]
+
+
+def test_calibration_that_cannot_be_computed_leaves_the_rest_of_evaluate(tmp_path, checkpoint):
+    # One class on both sides: no unknown query, and holding the one class out would leave nothing.
+    root = tmp_path / "one_class"
+    one = {e.label: 5 for e in read_list(DEMO, "gallery") + read_list(DEMO, "query")}
+    copy_split(DEMO, root, "query", 4, relabel=one)
+    copy_split(DEMO, root, "gallery", 5, relabel=one)
+    rc, result = evaluate(tmp_path, root, checkpoint)
+    assert rc == 0 and result["done_flag"] is True and result["metrics"]["recall1"] == 1.0
+    assert result["recommended_threshold"] is None
+    assert (
+        result["calibration"]["computed"] is False
+        and "no class can be held out" in result["calibration"]["reason"]
+    )
+    log = (tmp_path / "out" / "evaluate.log").read_text()
+    assert "The open-set threshold cannot be computed: every query's class has a gallery image" in log
+    page = (tmp_path / "out" / "evaluate_report.html").read_text()
+    assert 'No "unknown" threshold' in page  # the report says so too
+    assert not (tmp_path / "out" / "evaluate_calibration.png").exists()
+
+
+def test_held_out_classes_equal_error_and_no_report(tmp_path, dataset, checkpoint):
+    gallery_labels = {e.label for e in read_list(dataset, "gallery")}
+    matched = [
+        line
+        for line in (dataset / "query.txt").read_text().splitlines()
+        if int(line.split()[1]) in gallery_labels
+    ]
+    (dataset / "query.txt").write_text("\n".join(matched) + "\n")
+    rc, result = evaluate(
+        tmp_path, dataset, checkpoint, "-o", "Evaluate.report=False", "-o", "Evaluate.max_false_accept=null"
+    )
+    assert rc == 0
+    cal = result["calibration"]
+    assert cal["computed"] is True and cal["rule"] == "equal_error"
+    assert cal["out_of_gallery_source"] == "held-out classes" and cal["seed"] == 42
+    held = cal["held_out_labels"]
+    assert 1 <= len(held) < len(gallery_labels) and set(held) <= gallery_labels
+    assert cal["out_of_gallery_queries"] == sum(int(line.split()[1]) in held for line in matched)
+    assert (tmp_path / "out" / "evaluate_calibration.png").is_file()
+    assert not (tmp_path / "out" / "evaluate_report.html").exists() and "report" not in result
+    assert (
+        f"held-out classes, seed 42: {', '.join(map(str, held))}"
+        in (tmp_path / "out" / "evaluate.log").read_text()
+    )
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1"])
+def test_max_false_accept_outside_zero_one(tmp_path, dataset, checkpoint, value):
+    rc, result = evaluate(tmp_path, dataset, checkpoint, "-o", f"Evaluate.max_false_accept={value}")
+    assert rc == 1 and result["done_flag"] is False and result["err_type"] == "ConfigError"
+    assert f"Evaluate.max_false_accept={float(value)}" in result["err_msg"] and "[0, 1)" in result["err_msg"]
