@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ..utils.errors import GalleryIndexError
 from ..utils.logger import logger
-from .gallery import GalleryEntry, content_hash, read_gallery
+from .gallery import GalleryEntry, hash_entry, read_gallery
 from .index import GalleryIndex, UpdateReport, _embed, _now, _unreadable, model_fingerprint
 from .index_types import plan_index
 from .milvus_store import CollectionMissing, MilvusStore, MilvusTarget, id_for_hash, parse_milvus_url
@@ -140,7 +140,9 @@ def _fill(
             total=len(mine), desc=f"Milvus {where}{target.collection}", unit="img", disable=None
         ) as bar:
             for start in range(0, len(mine), chunk):
-                batch, hashes = _hash_batch(mine[start : start + chunk], first, report, skip_errors)
+                part = mine[start : start + chunk]
+                known = _stored_by_path(store, part)
+                batch, hashes = _hash_batch(part, known, first, report, skip_errors)
                 kept.update(id_for_hash(h) for h in hashes)
                 if store is None and batch:
                     vectors, batch, hashes = _embed(model, batch, hashes, report, batch_size, skip_errors)
@@ -148,7 +150,9 @@ def _fill(
                         store = _create(target, vectors.shape[1], len(entries), options, fp)
                         report.added += store.add(vectors, _records(batch, hashes)).tolist()
                 elif batch:
-                    _update_batch(store, model, batch, hashes, gallery_paths, report, batch_size, skip_errors)
+                    _update_batch(
+                        store, model, batch, hashes, known, gallery_paths, report, batch_size, skip_errors
+                    )
                 bar.update(min(chunk, len(mine) - start))
     except BaseException:
         if store is not None:  # made in here: the caller cannot close it
@@ -194,14 +198,27 @@ def _create(
     return MilvusStore.create(target, dim, options.metric, plan, meta=meta)
 
 
+def _stored_by_path(store: MilvusStore | None, batch: list[GalleryEntry]) -> dict[str, ItemRecord]:
+    """The stored records of these entries' paths (one filter query), by normalised path."""
+    paths = [e.path for e in batch if e.path is not None]
+    if store is None or not paths:
+        return {}
+    return {os.path.normpath(r.path): r for r in store.find(paths=paths) if r.path is not None}
+
+
 def _hash_batch(
-    batch: list[GalleryEntry], first: dict[str, str], report: UpdateReport, skip_errors: bool
+    batch: list[GalleryEntry],
+    known: dict[str, ItemRecord],
+    first: dict[str, str],
+    report: UpdateReport,
+    skip_errors: bool,
 ) -> tuple[list[GalleryEntry], list[str]]:
-    """Content hashes of the readable entries; a content seen earlier in this run is a duplicate."""
+    """Content hashes of the readable entries (a file whose size and mtime match its stored record is not
+    read again); a content seen earlier in this run is a duplicate."""
     kept, hashes = [], []
     for e in batch:
         try:
-            h = content_hash(e)
+            e, h = hash_entry(e, known.get(os.path.normpath(e.path)) if e.path is not None else None)
         except OSError as err:
             _unreadable(report, e, err, skip_errors)
             continue
@@ -219,6 +236,7 @@ def _update_batch(
     model: Any,
     batch: list[GalleryEntry],
     hashes: list[str],
+    known: dict[str, ItemRecord],
     gallery_paths: set[str],
     report: UpdateReport,
     batch_size: int | None,
@@ -239,7 +257,7 @@ def _update_batch(
         other = old_path is not None and path is not None and old_path != os.path.normpath(path)
         if other and old_path in gallery_paths:  # the same image listed twice: keep the stored one
             report.duplicates.append(f"{batch[k].where}: same content as {rec.path}, not added again")
-        elif rec.label != batch[k].label or other or (rec.path is None and path is not None):
+        elif rec.label != batch[k].label or other or rec.file_stat != batch[k].file_stat:
             relabel.append(k)  # relabelled, or its file moved: rewrite the record, keep the vector
         else:
             report.unchanged += 1
@@ -255,15 +273,14 @@ def _update_batch(
             report.added += store.add(vectors, _records(fresh, fresh_hashes)).tolist()
     # an image whose file changed has a new key: the item stored under its path with the old key goes
     current = set(ids)
-    paths = [e.path for e in batch if e.path is not None]
-    stale = [rec.id for rec in store.find(paths=paths) if rec.id not in current] if paths else []
+    stale = sorted({rec.id for rec in known.values() if rec.id not in current})
     if stale:
         store.remove(stale)
         report.removed += stale
 
 
 def _records(entries: Sequence[GalleryEntry], hashes: Sequence[str]) -> list[ItemRecord]:
-    return [ItemRecord(-1, e.label, e.path, h) for e, h in zip(entries, hashes)]
+    return [ItemRecord(-1, e.label, e.path, h, e.file_stat) for e, h in zip(entries, hashes)]
 
 
 def _adopted_meta(store: MilvusStore) -> IndexMeta:

@@ -53,12 +53,8 @@ READ_BATCH = 1000
 MAX_TOP_K = 16384  # Milvus refuses a larger limit
 INDEX_TYPE = {"Flat": "FLAT", "HNSW": "HNSW", "IVF": "IVF_FLAT", "IVF_PQ": "IVF_PQ"}
 LITE_INDEX_TYPES = ("Flat", "HNSW", "IVF")
-RECORD_FIELDS = (
-    "id",
-    "label",
-    "path",
-    "content_hash",
-)  # a collection adopted with create=False may lack the last two
+# an adopted collection (Index.create=False) may lack the last three
+RECORD_FIELDS = ("id", "label", "path", "content_hash", "file_stat")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 
@@ -557,6 +553,7 @@ def _schema(client: Any, dim: int) -> Any:
     schema.add_field("label", DataType.VARCHAR, max_length=LABEL_MAX)
     schema.add_field("path", DataType.VARCHAR, max_length=PATH_MAX, nullable=True)
     schema.add_field("content_hash", DataType.VARCHAR, max_length=HASH_MAX, nullable=True)
+    schema.add_field("file_stat", DataType.VARCHAR, max_length=HASH_MAX, nullable=True)  # size:mtime_ns
     return schema
 
 
@@ -588,7 +585,7 @@ def _schema_problems(desc: dict) -> list[str]:
         problems.append("no INT64 primary key named 'id'")
     if (by_name.get("vector") or {}).get("type") != DataType.FLOAT_VECTOR:
         problems.append("no FLOAT_VECTOR field named 'vector'")
-    for name, required in (("label", True), ("path", False), ("content_hash", False)):
+    for name, required in (("label", True), ("path", False), ("content_hash", False), ("file_stat", False)):
         field = by_name.get(name)
         if field is None and required:
             problems.append(f"no VARCHAR field {name!r}")
@@ -649,13 +646,18 @@ def _row(id_: int, vector: np.ndarray, rec: ItemRecord, record_fields: list[str]
         "label": rec.label,
         "path": rec.path,
         "content_hash": rec.content_hash,
+        "file_stat": rec.file_stat,
     }
     return {k: v for k, v in row.items() if k == "vector" or k in record_fields}
 
 
 def _record(row: dict) -> ItemRecord:
     return ItemRecord(
-        int(row["id"]), str(row.get("label", "")), row.get("path"), row.get("content_hash") or None
+        int(row["id"]),
+        str(row.get("label", "")),
+        row.get("path"),
+        row.get("content_hash") or None,
+        row.get("file_stat") or None,
     )
 
 

@@ -64,12 +64,18 @@ def test_two_shards_fill_the_same_collection_as_one_full_build(model, gallery, l
         assert [r["label"] for r in sharded.search(paths[:4], top_k=1)] == LABELS
 
 
-def test_a_repeated_shard_embeds_and_duplicates_nothing(model, gallery, lite_target, monkeypatch):
+def test_a_repeated_shard_reads_embeds_and_duplicates_nothing(model, gallery, lite_target, monkeypatch):
+    import paddlex_feat.retrieval.gallery as gallery_module
+
     fill_collection(model, gallery, lite_target, shard=(1, 2))[0].close()
     embedded = counting(model, monkeypatch)
+    read = []
+    original = gallery_module.content_hash
+    monkeypatch.setattr(gallery_module, "content_hash", lambda e: read.append(e.path) or original(e))
     index, report = fill_collection(model, gallery, lite_target, shard=(1, 2))
     with index:
         assert embedded == [] and report.added == [] and report.unchanged == 6 and len(index) == 6
+        assert read == []  # unchanged size and mtime: the files are not even read again
 
 
 def test_a_build_that_dies_resumes_where_the_collection_stopped(model, gallery, lite_target, monkeypatch):
