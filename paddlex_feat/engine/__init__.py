@@ -12,6 +12,7 @@ RUNNER_MODULES = {
     "evaluate": "paddlex_feat.engine.evaluate",
     "export": "paddlex_feat.engine.export",
     "predict": "paddlex_feat.engine.predict",
+    "serve": "paddlex_feat.engine.serve",
 }
 
 
