@@ -3,7 +3,7 @@
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "create_model"]
+__all__ = ["__version__", "build_index", "create_model", "load_index"]
 
 
 def __getattr__(name: str) -> Any:
@@ -12,4 +12,8 @@ def __getattr__(name: str) -> Any:
         from .api import create_model
 
         return create_model
+    if name in ("build_index", "load_index"):
+        from . import retrieval
+
+        return getattr(retrieval, name)
     raise AttributeError(f"module 'paddlex_feat' has no attribute {name!r}")

@@ -7,7 +7,7 @@ ToCHWImage) and ``PostProcess`` (NormalizeFeatures).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +32,7 @@ class InferenceSpec:
     preprocess: Callable[[np.ndarray], np.ndarray]
     input_size: tuple[int, int] | None  # (h, w) when every image ends the same size, else None
     normalize_features: bool
+    transform_ops: list | None = field(default=None, compare=False)  # as read, recorded in index metas
 
 
 def build_inference_yml(
@@ -113,7 +114,7 @@ def load_inference_spec(model_dir: str | Path) -> InferenceSpec:
         raise ModelError(
             f"{path}: PostProcess.{unknown[0]} is not supported; supported: {', '.join(SUPPORTED_POST)}."
         )
-    return InferenceSpec(path, model_name, preprocess, size, "NormalizeFeatures" in post)
+    return InferenceSpec(path, model_name, preprocess, size, "NormalizeFeatures" in post, ops)
 
 
 def _parse_scale(path: Path, value: Any) -> float:

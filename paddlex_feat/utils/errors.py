@@ -33,3 +33,7 @@ class ModelError(PaddlexFeatError):
 
 class NotImplementedYetError(PaddlexFeatError):
     """A mode or option whose implementation has not landed yet."""
+
+
+class GalleryIndexError(PaddlexFeatError):
+    """A gallery index folder is missing, damaged, or does not fit the model or the request."""

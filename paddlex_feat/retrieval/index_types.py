@@ -1,0 +1,109 @@
+"""Index types (Flat, HNSW, IVF, IVF_PQ) and ``auto``: which one, with which parameters, for a gallery.
+
+Backend-neutral: a ``IndexPlan`` names the type and its sizes (nlist, PQ sub-vectors, HNSW links);
+each store turns it into its own index (faiss: a factory string).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..utils.logger import logger
+
+INDEX_TYPES = ("Flat", "HNSW", "IVF", "IVF_PQ")
+CHOICES = INDEX_TYPES + ("auto",)
+FLAT_UP_TO = 100_000  # exact search stays fast enough (a few ms per query) up to here
+HNSW_M = 32  # links per node, PaddleX's HNSW32
+HNSW_EF_CONSTRUCTION = 80
+DEFAULT_EF_SEARCH = 128  # recall@10 >= 0.95 on the bench's 1M clustered vectors
+# k-means wants >= 39 points per centroid (faiss warns below); under that IVF is not worth training
+MIN_POINTS_PER_LIST = 39
+PQ_BITS = 8  # 256 centroids per sub-quantizer
+MIN_PQ_TRAIN = MIN_POINTS_PER_LIST * (1 << PQ_BITS)  # 9,984: faiss's own minimum for PQ8 training
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """The index to build: its type and parameters (and what was asked, when a fallback changed it)."""
+
+    index_type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    requested: str | None = None
+    reason: str = ""
+
+
+def bytes_per_vector(index_type: str, dim: int, params: dict[str, Any] | None = None) -> float:
+    """Approximate memory per stored vector (codes, graph links, ids)."""
+    params = params or {}
+    if index_type == "HNSW":
+        return 4 * dim + 2 * 4 * params.get("M", HNSW_M) + 8 + 8  # vector, links on level 0, id, map
+    if index_type == "IVF_PQ":
+        return params.get("pq_m", pq_subvectors(dim)) * PQ_BITS / 8 + 8
+    return 4 * dim + 8  # Flat and IVF keep the full vector
+
+
+def pq_subvectors(dim: int) -> int:
+    """PQ sub-vectors: one per 8 dimensions (64 bytes for 512-d, 3% of the float32 size), dividing dim."""
+    m = max(1, dim // 8)
+    while dim % m:
+        m -= 1
+    return m
+
+
+def nlist_for(n: int) -> int:
+    """Inverted lists: about 4 * sqrt(n), bounded so that every list gets >= 39 training points."""
+    return max(1, min(int(4 * math.sqrt(n)), n // MIN_POINTS_PER_LIST))
+
+
+def plan_index(
+    index_type: str,
+    n: int,
+    dim: int,
+    memory_budget_mb: float | None = None,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+) -> IndexPlan:
+    """The index for ``n`` vectors of ``dim``: ``auto`` picks by size and budget; small galleries fall back to Flat."""
+    if index_type not in CHOICES:
+        raise ValueError(f"index_type must be one of {', '.join(CHOICES)}; got {index_type!r}")
+    requested = index_type
+    reason = ""
+    if index_type == "auto":
+        index_type, reason = _auto_type(n, dim, memory_budget_mb)
+    if index_type in ("IVF", "IVF_PQ"):
+        nlist = nlist_for(n)
+        small = nlist < 2 or (index_type == "IVF_PQ" and n < MIN_PQ_TRAIN)
+        if small:
+            need = MIN_PQ_TRAIN if index_type == "IVF_PQ" else 2 * MIN_POINTS_PER_LIST
+            reason = f"{index_type} needs at least {need} vectors to train; the gallery has {n}"
+            logger.info(f"Index: {reason}, so an exact Flat index is built instead.")
+            return IndexPlan("Flat", {}, requested, reason)
+        params: dict[str, Any] = {
+            "nlist": nlist,
+            "nprobe": nprobe or max(1, min(nlist, nlist // 16 or 1, 64)),
+        }
+        if index_type == "IVF_PQ":
+            params.update(pq_m=pq_subvectors(dim), pq_bits=PQ_BITS)
+        return IndexPlan(index_type, params, requested, reason)
+    if index_type == "HNSW":
+        params = {
+            "M": HNSW_M,
+            "ef_construction": HNSW_EF_CONSTRUCTION,
+            "ef_search": ef_search or DEFAULT_EF_SEARCH,
+        }
+        return IndexPlan("HNSW", params, requested, reason)
+    return IndexPlan("Flat", {}, requested, reason)
+
+
+def _auto_type(n: int, dim: int, memory_budget_mb: float | None) -> tuple[str, str]:
+    """Flat up to FLAT_UP_TO vectors within budget, then HNSW, IVF, IVF_PQ: the first that fits."""
+    budget = None if memory_budget_mb is None else memory_budget_mb * 2**20
+    fits = {t: budget is None or n * bytes_per_vector(t, dim) <= budget for t in INDEX_TYPES}
+    if n <= FLAT_UP_TO and fits["Flat"]:
+        return "Flat", f"{n} vectors <= {FLAT_UP_TO}: exact search"
+    for t in ("HNSW", "IVF", "IVF_PQ"):
+        if fits[t]:
+            return t, f"{n} vectors; {t} is the first of HNSW, IVF, IVF_PQ within the memory budget"
+    return "IVF_PQ", f"{n} vectors; nothing fits {memory_budget_mb} MB, IVF_PQ is the smallest"
