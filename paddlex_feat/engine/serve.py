@@ -39,6 +39,7 @@ def check_serve_config(serve: dict[str, Any]) -> None:
 def build_service(cfg: dict[str, Any]) -> Any:
     """The model, index store and settings of ``cfg`` as a ready Service (nothing listens yet)."""
     from ..api import create_model
+    from ..retrieval import model_fingerprint
     from ..serving.service import ServeSettings, Service
     from ..serving.store import IndexStore
 
@@ -65,7 +66,7 @@ def build_service(cfg: dict[str, Any]) -> Any:
         cpu_threads=serve["cpu_threads"],
     )
     index_dir = Path(serve["index_dir"] or Path(cfg["Global"]["output"]) / "indexes")
-    store = IndexStore(default=serve["index"], index_dir=index_dir)
+    store = IndexStore(default=serve["index"], index_dir=index_dir, fingerprint=model_fingerprint(predictor))
     return Service(predictor, ServeSettings.from_config(serve), store)
 
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..utils.errors import PaddlexFeatError, UsageError
 from ..utils.logger import logger
 from .batcher import Overloaded
 from .errors import ApiError
@@ -77,6 +78,15 @@ def _add_error_handlers(app: FastAPI) -> None:
             f"The service is at capacity (queue full); retry in {exc.retry_after} s.",
             {"Retry-After": str(exc.retry_after)},
         )
+
+    @app.exception_handler(UsageError)
+    async def _usage_error(request: Request, exc: UsageError) -> JSONResponse:
+        return error_response(400, str(exc))
+
+    @app.exception_handler(PaddlexFeatError)
+    async def _service_error(request: Request, exc: PaddlexFeatError) -> JSONResponse:
+        logger.error(f"{request.url.path}: {exc}")
+        return error_response(500, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -197,7 +207,7 @@ def _add_paddlex_routes(app: FastAPI, service: Service) -> None:
         body = await read_body(request, BuildIndexRequest, _limit(service))
         pairs = body.imageLabelPairs
         feats = await service.features([p.image for p in pairs], pair_names(len(pairs)))
-        key, count = _store(service).build(feats, [p.label for p in pairs])
+        key, count = _store(service).build(feats, [p.label for p in pairs], body.indexType)
         return envelope({"indexKey": key, "imageCount": count})
 
     @app.post("/shitu-index-add", operation_id="addImagesToIndex")

@@ -7,7 +7,7 @@ validated by the same pydantic models, and a failure is a 400 naming the field.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
@@ -32,6 +32,8 @@ class ImageLabelPair(_Body):
 
 class BuildIndexRequest(_Body):
     imageLabelPairs: list[ImageLabelPair] = Field(min_length=1)
+    # ours (PaddleX always builds Flat): auto picks Flat, HNSW, IVF or IVF_PQ by gallery size
+    indexType: Literal["auto", "Flat", "HNSW", "IVF", "IVF_PQ"] = "auto"
 
 
 class AddImagesToIndexRequest(_Body):

@@ -35,7 +35,9 @@ THUMB_SIDE = 128
 class IndexStore:
     """Indexes by key (``None``: the default index), with one writer at a time."""
 
-    def __init__(self, default: str | Path | None, index_dir: str | Path, fingerprint: dict | None = None) -> None:
+    def __init__(
+        self, default: str | Path | None, index_dir: str | Path, fingerprint: dict | None = None
+    ) -> None:
         from ..retrieval import load_index
 
         self.default_path = Path(default) if default is not None else None
@@ -83,7 +85,9 @@ class IndexStore:
     def search(self, key: str | None, feats: np.ndarray, topk: int, threshold: float | None) -> list[dict]:
         """Top-``topk`` of each feature row: labels, scores, ids, paths and label ('unknown' under the threshold)."""
         index = self.snapshot(key)
-        results = index.search_vectors(feats, topk, score_threshold="index" if threshold is None else threshold)
+        results = index.search_vectors(
+            feats, topk, score_threshold="index" if threshold is None else threshold
+        )
         return [{k: r[k] for k in ("label", "labels", "scores", "ids", "paths")} for r in results]
 
     def thumbnails(self, key: str | None, paths: Sequence[str | None]) -> list[str | None]:
@@ -97,7 +101,9 @@ class IndexStore:
         from ..retrieval import GalleryIndex
 
         key = uuid.uuid4().hex
-        index = GalleryIndex.from_vectors(feats, list(labels), index_type=index_type, fingerprint=self.fingerprint)
+        index = GalleryIndex.from_vectors(
+            feats, list(labels), index_type=index_type, fingerprint=self.fingerprint
+        )
         with self._write:
             index.save(self.index_dir / key)
             self._published[key] = index
@@ -152,10 +158,14 @@ class IndexStore:
                 )
             return self.default_path
         if not KEY_PATTERN.fullmatch(key):
-            raise ApiError(400, f"indexKey: {key!r} is not a key this service hands out (letters, digits, - and _).")
+            raise ApiError(
+                400, f"indexKey: {key!r} is not a key this service hands out (letters, digits, - and _)."
+            )
         path = self.index_dir / key
         if not path.is_dir():
-            raise ApiError(404, f"indexKey: no index {key!r} on this service; build one with /shitu-index-build.")
+            raise ApiError(
+                404, f"indexKey: no index {key!r} on this service; build one with /shitu-index-build."
+            )
         return path
 
 

@@ -80,10 +80,11 @@ def start_server(
     predictor: Predictor, index_dir: Path, default_index: str | None = None, **settings
 ) -> LiveServer:
     """A live server for ``predictor`` with ServeSettings overridden by ``settings``."""
+    from paddlex_feat.retrieval import model_fingerprint
     from paddlex_feat.serving.service import ServeSettings, Service
     from paddlex_feat.serving.store import IndexStore
 
-    store = IndexStore(default=default_index, index_dir=index_dir)
+    store = IndexStore(default=default_index, index_dir=index_dir, fingerprint=model_fingerprint(predictor))
     return LiveServer(Service(predictor, ServeSettings(**settings), store))
 
 
@@ -93,3 +94,35 @@ def live(predictor: Predictor, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_server(predictor, tmp_path / "indexes")
     yield server
     server.stop()
+
+
+DEMO = Path(__file__).resolve().parents[2] / "dataset" / "demo"
+
+
+def demo_gallery(n: int = 24) -> tuple[list[str], list[str]]:
+    """The first ``n`` demo gallery images (absolute paths) and their labels."""
+    lines = (DEMO / "gallery.txt").read_text().split("\n")[:n]
+    pairs = [line.split() for line in lines if line.strip()]
+    return [str(DEMO / rel) for rel, _ in pairs], [label for _, label in pairs]
+
+
+@pytest.fixture
+def gallery_index(predictor: Predictor, tmp_path: Path) -> Path:
+    """A saved Flat index of 24 demo gallery images, built by the stand-in model."""
+    from paddlex_feat import build_index
+
+    paths, labels = demo_gallery()
+    index = build_index(predictor, paths, labels=labels, index_type="Flat")
+    return index.save(tmp_path / "gallery_index")
+
+
+@pytest.fixture
+def indexed(predictor: Predictor, gallery_index: Path, tmp_path: Path) -> Iterator[LiveServer]:
+    """A live server whose default index is ``gallery_index``."""
+    server = start_server(predictor, tmp_path / "indexes", default_index=str(gallery_index))
+    yield server
+    server.stop()
+
+
+def file_b64(path: str) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode("ascii")
