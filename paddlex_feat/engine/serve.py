@@ -81,6 +81,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
     serve = cfg["Serve"]
     service = build_service(cfg)
+    service.warm_up()  # oneDNN builds kernels per batch shape: pay it before the port opens
     app = create_app(service)
     logger.info(
         f"Serving {service.predictor.model_name} on http://{serve['host']}:{serve['port']}/ "

@@ -79,6 +79,12 @@ class Service:
         )
         self.metrics.watch(lambda: self.batcher.depth, self.index_size)
 
+    def warm_up(self) -> None:
+        """Run every batch size once, so that no early request pays the backend's per-shape setup."""
+        sample = self.predictor.spec.preprocess(np.zeros((64, 64, 3), np.uint8))
+        for n in range(1, self.settings.max_batch_size + 1):
+            self.predictor.embed(np.stack([sample] * n))
+
     def close(self) -> None:
         """Stop the model thread and the decode threads."""
         self.batcher.close()
