@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from paddlex_feat.cli import main
+from paddlex_feat.config import MODES
 from paddlex_feat.engine import RUNNER_MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,8 @@ def run_cli(tmp_path: Path, *overrides: str, extra: tuple[str, ...] = ()) -> int
 
 
 def test_every_mode_has_a_runner_module() -> None:
-    assert set(RUNNER_MODULES) == {"check_dataset", "train", "evaluate", "export", "predict"}
+    assert set(RUNNER_MODULES) == set(MODES)
+    assert {"check_dataset", "train", "evaluate", "export", "predict", "serve"} <= set(MODES)
 
 
 def test_typo_key_exits_2_and_names_valid_key(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

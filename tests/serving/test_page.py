@@ -31,7 +31,9 @@ def browser():
 
     profile = tempfile.mkdtemp(prefix="pxf-chromium-")
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=FLAGS)
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=FLAGS
+        )
         yield context
         context.close()
     shutil.rmtree(profile, ignore_errors=True)
