@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-MODES = ("check_dataset", "train", "evaluate", "export", "predict", "serve")
+MODES = ("check_dataset", "train", "evaluate", "export", "predict", "build_index", "search", "serve")
 MODEL_NAMES = (
     "PP-ShiTuV2_rec",
     "PP-ShiTuV2_rec_CLIP_vit_base",
@@ -125,6 +125,40 @@ SCHEMA: dict[str, Any] = {
         "url_timeout": Field(float, default=10.0, help="seconds to wait for an http(s) input"),
         "save_json": Field(bool, default=True, help="write <stem>_res.json files into Global.output"),
     },
+    "Index": {
+        "model_dir": Field(
+            str, default=None, nullable=True, help="inference folder; null: Predict.model_dir"
+        ),
+        "gallery": Field(
+            str,
+            default=None,
+            nullable=True,
+            help="list file ('path label'), or a folder of label sub-folders",
+        ),
+        "path": Field(str, default="output/index", help="the index folder (PaddleX's files plus ours)"),
+        "index_type": Field(
+            str,
+            default="auto",
+            choices=("auto", "Flat", "HNSW", "IVF", "IVF_PQ"),
+            help="auto: Flat up to 100k images, then by memory_budget_mb",
+        ),
+        "metric": Field(str, default="IP", choices=("IP", "L2"), help="IP = cosine on normalised features"),
+        "top_k": Field(int, default=5, help="answers per query"),
+        "nprobe": Field(int, default=None, nullable=True, help="IVF lists searched; null: the index's own"),
+        "ef_search": Field(
+            int, default=None, nullable=True, help="HNSW search breadth; null: the index's own"
+        ),
+        "memory_budget_mb": Field(
+            float, default=None, nullable=True, help="for index_type=auto; null: no limit"
+        ),
+        "score_threshold": Field(
+            float, default=None, nullable=True, help="top-1 under it is 'unknown' (top-k kept); null: none"
+        ),
+        "label_map": Field(
+            str, default=None, nullable=True, help="'number name' lines; default label_dict.txt"
+        ),
+        "batch_size": Field(int, default=32, help="images embedded per batch"),
+    },
     "Serve": {
         "host": Field(str, default="127.0.0.1", help="address to listen on; 0.0.0.0 exposes the service"),
         "port": Field(int, default=8080, help="PaddleX serves on 8080 too"),
@@ -137,12 +171,7 @@ SCHEMA: dict[str, Any] = {
             help="folder of indexes built by key; null: {Global.output}/indexes",
         ),
         "use_hpip": Field(bool, default=False),
-        "hpi_config": {
-            "backend": Field(str, default=None, nullable=True, choices=("openvino", "onnxruntime", "paddle")),
-            "precision": Field(str, default="fp32", choices=("fp32", "bf16", "fp16")),
-            "num_threads": Field(int, default=None, nullable=True),
-            "cache_dir": Field(str, default=None, nullable=True),
-        },
+        # hpi_config: the same keys as Predict.hpi_config (set below, one definition for both)
         "cpu_threads": Field(int, default=None, nullable=True, help="model threads; null: every core"),
         "max_batch_size": Field(int, default=8, help="images per model call, gathered across requests"),
         "max_wait_ms": Field(float, default=5.0, help="how long a batch waits to fill"),
@@ -164,3 +193,4 @@ SCHEMA: dict[str, Any] = {
         ),
     },
 }
+SCHEMA["Serve"]["hpi_config"] = SCHEMA["Predict"]["hpi_config"]

@@ -12,6 +12,8 @@ RUNNER_MODULES = {
     "evaluate": "paddlex_feat.engine.evaluate",
     "export": "paddlex_feat.engine.export",
     "predict": "paddlex_feat.engine.predict",
+    "build_index": "paddlex_feat.engine.build_index",
+    "search": "paddlex_feat.engine.search",
     "serve": "paddlex_feat.engine.serve",
 }
 

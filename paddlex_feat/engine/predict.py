@@ -34,20 +34,18 @@ def hpi_options(pred: dict) -> tuple[bool, dict[str, Any] | None]:
     return True, hpi
 
 
-def run(cfg: dict) -> dict[str, Any]:
-    """Run the predict mode; returns the content of ``predict_result.json``."""
+def model_from_config(cfg: dict, model_dir: str | None = None, batch_size: int | None = None) -> Any:
+    """The Predictor that the Predict section describes (predict, build_index and search share it)."""
     from ..api import create_model
 
     pred = cfg["Predict"]
-    if pred["input"] is None:
-        raise ConfigError(
-            "Predict.input is not set; pass an image, folder or URL, e.g. -o Predict.input=photos/."
-        )
-    batch_size = check_batch_size(pred["batch_size"], key="Predict.batch_size")
+    batch_size = check_batch_size(
+        pred["batch_size"] if batch_size is None else batch_size, key="Predict.batch_size"
+    )
     use_hpip, hpi_config = hpi_options(pred)
-    model = create_model(
+    return create_model(
         cfg["Global"]["model"],
-        model_dir=pred["model_dir"],
+        model_dir=model_dir or pred["model_dir"],
         device=cfg["Global"]["device"],
         use_hpip=use_hpip,
         hpi_config=hpi_config,
@@ -56,6 +54,16 @@ def run(cfg: dict) -> dict[str, Any]:
         skip_errors=pred["skip_errors"],
         url_timeout=pred["url_timeout"],
     )
+
+
+def run(cfg: dict) -> dict[str, Any]:
+    """Run the predict mode; returns the content of ``predict_result.json``."""
+    pred = cfg["Predict"]
+    if pred["input"] is None:
+        raise ConfigError(
+            "Predict.input is not set; pass an image, folder or URL, e.g. -o Predict.input=photos/."
+        )
+    model = model_from_config(cfg)
     output = cfg["Global"]["output"]
     stream = model.predict(pred["input"])
     records, errors = [], 0

@@ -27,7 +27,9 @@ __all__ = [
 ]
 
 
-def build_index(model: Any, gallery: Any, labels: Sequence[Any] | None = None, **options: Any) -> GalleryIndex:
+def build_index(
+    model: Any, gallery: Any, labels: Sequence[Any] | None = None, **options: Any
+) -> GalleryIndex:
     """Embed a gallery (a list file, a folder of label sub-folders, or images with ``labels``) and index it.
 
     ``options``: index_type (Flat, HNSW, IVF, IVF_PQ, auto), metric, memory_budget_mb, nprobe, ef_search,

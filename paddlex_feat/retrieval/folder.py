@@ -289,3 +289,9 @@ def ids_of(index: Any) -> np.ndarray:
         if size:
             parts.append(faiss.rev_swig_ptr(ivf.invlists.get_ids(lst), size).copy())
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def index_exists(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds an index (ours or PaddleX's), so build_index syncs instead of building."""
+    folder = Path(folder)
+    return folder.is_dir() and _looks_like_index(folder)

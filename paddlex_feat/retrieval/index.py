@@ -58,7 +58,7 @@ def model_fingerprint(model: Predictor) -> dict[str, Any]:
         "model_hash": digest.hexdigest(),
         "input_size": list(model.spec.input_size) if model.spec.input_size else None,
         "preprocess": model.spec.transform_ops,
-        "model_dir": str(model.model_dir),
+        "model_dir": str(Path(model.model_dir).resolve()),
     }
 
 
