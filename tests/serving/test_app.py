@@ -198,3 +198,25 @@ def test_writes_need_the_api_key_from_the_environment(monkeypatch, predictor, tm
         )  # reads are open
     finally:
         server.stop()
+
+
+def test_urls_are_fetched_only_when_allowed(predictor, tmp_path, images) -> None:
+    import functools
+    import http.server
+
+    from paddlex_feat.serving.images import ImageLimits
+
+    (tmp_path / "a.png").write_bytes(png_bytes(images[0]))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{files.server_address[1]}"
+    server = start_server(predictor, tmp_path / "i", limits=ImageLimits(allow_urls=True, url_timeout=5))
+    try:
+        ok = post(server, "/features", json={"images": [url + "/a.png"]})
+        assert ok.status_code == 200 and len(ok.json()["result"]["features"][0]) == 512
+        missing = post(server, "/features", json={"images": [url + "/missing.png"]})
+        assert missing.status_code == 400 and "404" in missing.json()["errorMsg"]
+    finally:
+        server.stop()
+        files.shutdown()
