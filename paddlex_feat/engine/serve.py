@@ -12,7 +12,6 @@ from typing import Any
 
 from ..utils.errors import ConfigError, PaddlexFeatError
 from ..utils.logger import logger
-from .predict import hpi_options
 
 POSITIVE_KEYS = (
     "max_batch_size",
@@ -45,23 +44,13 @@ def build_service(cfg: dict[str, Any]) -> Any:
 
     serve = cfg["Serve"]
     check_serve_config(serve)
-    if serve["model_dir"] is None:
-        raise ConfigError(
-            "Serve.model_dir is not set; pass an exported inference folder, e.g. -o Serve.model_dir=output/best_model/inference."
-        )
-    use_hpip, hpi_config = hpi_options(
-        {
-            "kernel_option": {"run_mode": "paddle"},
-            "use_hpip": serve["use_hpip"],
-            "hpi_config": serve["hpi_config"],
-        }
-    )
+    use_hpip = serve["use_hpip"]
     predictor = create_model(
         cfg["Global"]["model"],
         model_dir=serve["model_dir"],
         device=cfg["Global"]["device"],
         use_hpip=use_hpip,
-        hpi_config=hpi_config,
+        hpi_config=dict(serve["hpi_config"]) if use_hpip else None,
         batch_size=serve["max_batch_size"],
         cpu_threads=serve["cpu_threads"],
     )

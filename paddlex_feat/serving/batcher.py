@@ -11,6 +11,7 @@ overload instead of growing without limit.
 from __future__ import annotations
 
 import asyncio
+import math
 import queue
 import threading
 import time
@@ -49,6 +50,7 @@ class DynamicBatcher:
         self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
         self._admit = threading.Lock()  # admission of a request's images is all or nothing
         self._waiting = 0
+        self._batch_seconds = 0.0  # moving average of one model call, for Retry-After
         self._thread = threading.Thread(target=self._run, name="pxf-batcher", daemon=True)
         self._thread.start()
 
@@ -77,8 +79,9 @@ class DynamicBatcher:
         return np.stack(rows)
 
     def retry_after(self) -> int:
-        """Seconds a refused client should wait: a rough time to drain the queue, at least 1."""
-        return 1
+        """Seconds a refused client should wait: the time to drain the queue at the recent batch time, at least 1."""
+        batches = self._waiting / self.max_batch_size + 1
+        return max(1, math.ceil(batches * self._batch_seconds))
 
     def close(self) -> None:
         """Stop the model thread after the images already queued."""
@@ -123,7 +126,9 @@ class DynamicBatcher:
             groups.setdefault(array.shape, []).append((array, future))
         for group in groups.values():
             try:
+                start = time.perf_counter()
                 feats = self.embed(np.stack([a for a, _ in group]))
+                self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * (time.perf_counter() - start)
             except Exception as e:  # noqa: BLE001 - the error belongs to the waiting requests
                 logger.error(f"Model call failed on a batch of {len(group)}: {e}")
                 for _, future in group:
