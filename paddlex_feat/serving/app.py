@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..utils.errors import PaddlexFeatError, UsageError
@@ -147,6 +148,8 @@ def _store(service: Service) -> Any:
     return service.store
 
 
+# Index reads and writes (faiss, disk, fsync) run on the thread pool, so the event loop keeps
+# accepting requests while a writer saves.
 def _add_native_routes(app: FastAPI, service: Service) -> None:
     @app.post("/features")
     async def _features(request: Request) -> dict:
@@ -160,12 +163,15 @@ def _add_native_routes(app: FastAPI, service: Service) -> None:
         start = time.perf_counter()
         body = await read_body(request, SearchRequest, _limit(service))
         store = _store(service)
-        store.require(body.indexKey)
+        await run_in_threadpool(store.require, body.indexKey)
         feats = await service.features([body.image], ["image"])
         topk = body.topk or service.settings.topk
-        hit = store.search(body.indexKey, feats, topk, service.settings.score_threshold)[0]
+        hits = await run_in_threadpool(
+            store.search, body.indexKey, feats, topk, service.settings.score_threshold
+        )
+        hit = hits[0]
         if body.thumbnails:
-            hit["thumbnails"] = store.thumbnails(body.indexKey, hit["paths"])
+            hit["thumbnails"] = await run_in_threadpool(store.thumbnails, body.indexKey, hit["paths"])
         hit["timeMs"] = round((time.perf_counter() - start) * 1000, 1)
         return envelope(hit)
 
@@ -178,9 +184,9 @@ def _add_native_routes(app: FastAPI, service: Service) -> None:
         ):
             raise ApiError(400, "labels (and paths, if given) must have one entry per image in images.")
         store = _store(service)
-        store.require(body.indexKey)
+        await run_in_threadpool(store.require, body.indexKey)
         feats = await service.features(body.images, [f"images[{i}]" for i in range(len(body.images))])
-        ids, count = store.add(body.indexKey, feats, body.labels, body.paths)
+        ids, count = await run_in_threadpool(store.add, body.indexKey, feats, body.labels, body.paths)
         return envelope({"ids": ids, "imageCount": count})
 
     @app.post("/index/remove")
@@ -189,8 +195,8 @@ def _add_native_routes(app: FastAPI, service: Service) -> None:
         body = await read_body(request, IndexRemoveRequest, _limit(service))
         if not (body.ids or body.paths or body.labels):
             raise ApiError(400, "ids, paths or labels: give at least one non-empty list of what to remove.")
-        removed, count = _store(service).remove(
-            body.indexKey, ids=body.ids, paths=body.paths, labels=body.labels
+        removed, count = await run_in_threadpool(
+            _store(service).remove, body.indexKey, ids=body.ids, paths=body.paths, labels=body.labels
         )
         return envelope({"removed": removed, "imageCount": count})
 
@@ -207,7 +213,9 @@ def _add_paddlex_routes(app: FastAPI, service: Service) -> None:
         body = await read_body(request, BuildIndexRequest, _limit(service))
         pairs = body.imageLabelPairs
         feats = await service.features([p.image for p in pairs], pair_names(len(pairs)))
-        key, count = _store(service).build(feats, [p.label for p in pairs], body.indexType)
+        key, count = await run_in_threadpool(
+            _store(service).build, feats, [p.label for p in pairs], body.indexType
+        )
         return envelope({"indexKey": key, "imageCount": count})
 
     @app.post("/shitu-index-add", operation_id="addImagesToIndex")
@@ -215,28 +223,28 @@ def _add_paddlex_routes(app: FastAPI, service: Service) -> None:
         service.check_key(request.headers)
         body = await read_body(request, AddImagesToIndexRequest, _limit(service))
         store = _store(service)
-        store.require(body.indexKey)
+        await run_in_threadpool(store.require, body.indexKey)
         pairs = body.imageLabelPairs
         feats = await service.features([p.image for p in pairs], pair_names(len(pairs)))
-        _, count = store.add(body.indexKey, feats, [p.label for p in pairs], None)
+        _, count = await run_in_threadpool(store.add, body.indexKey, feats, [p.label for p in pairs], None)
         return envelope({"imageCount": count})
 
     @app.post("/shitu-index-remove", operation_id="removeImagesFromIndex")
     async def _remove(request: Request) -> dict:
         service.check_key(request.headers)
         body = await read_body(request, RemoveImagesFromIndexRequest, _limit(service))
-        _, count = _store(service).remove(body.indexKey, ids=body.ids)
+        _, count = await run_in_threadpool(_store(service).remove, body.indexKey, ids=body.ids)
         return envelope({"imageCount": count})
 
     @app.post("/shitu-infer", operation_id="infer")
     async def _infer(request: Request) -> dict:
         body = await read_body(request, InferRequest, _limit(service))
         store = _store(service)
-        store.require(body.indexKey)
+        await run_in_threadpool(store.require, body.indexKey)
         feats, [(height, width)] = await service.embed_images([body.image], ["image"])
         topk = body.topk or service.settings.topk
         threshold = body.recThreshold if body.recThreshold is not None else service.settings.score_threshold
-        hit = store.search(body.indexKey, feats, topk, threshold)[0]
+        hit = (await run_in_threadpool(store.search, body.indexKey, feats, topk, threshold))[0]
         rec = [
             {"label": label, "score": score}
             for label, score in zip(hit["labels"], hit["scores"])
