@@ -38,9 +38,9 @@ from .service import Service
 UNKNOWN_LABEL = "unknown"
 
 
-def envelope(result: Any, log_id: str | None = None) -> dict[str, Any]:
-    """PaddleX's success envelope around ``result``."""
-    return {"logId": log_id or str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Success", "result": result}
+def envelope(result: Any) -> JSONResponse:
+    """PaddleX's success envelope around ``result`` (plain JSON types: no per-value encoder pass)."""
+    return JSONResponse({"logId": str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Success", "result": result})
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -100,14 +100,34 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_metrics_middleware(app: FastAPI, service: Service) -> None:
-    @app.middleware("http")
-    async def _observe(request: Request, call_next):
+    app.add_middleware(_MetricsMiddleware, metrics=service.metrics)
+
+
+class _MetricsMiddleware:
+    """Counts every answer by route and status, and times it (plain ASGI: no body buffering)."""
+
+    def __init__(self, app: Any, metrics: Any) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "other")  # unknown paths share one label: bounded cardinality
-        service.metrics.observe(endpoint, response.status_code, time.perf_counter() - start)
-        return response
+        status = 500
+
+        async def send_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")  # unknown paths share one label: bounded cardinality
+            self.metrics.observe(getattr(route, "path", "other"), status, time.perf_counter() - start)
 
 
 def _add_basic_routes(app: FastAPI, service: Service) -> None:
@@ -118,20 +138,18 @@ def _add_basic_routes(app: FastAPI, service: Service) -> None:
         return HTMLResponse(page)
 
     @app.get("/health")
-    async def _health() -> dict:
+    async def _health() -> JSONResponse:
         # PaddleX answers errorMsg "Healthy"; we add what a load balancer may want to see
         store = service.store
-        return {
-            "logId": str(uuid.uuid4()),
-            "errorCode": 0,
-            "errorMsg": "Healthy",
-            "result": {
-                "model": service.predictor.model_name,
-                "indexSize": int(service.index_size()),
-                "hasIndex": bool(store is not None and store.has(None)),
-                "queueDepth": service.batcher.depth,
-            },
+        result = {
+            "model": service.predictor.model_name,
+            "indexSize": int(service.index_size()),
+            "hasIndex": bool(store is not None and store.has(None)),
+            "queueDepth": service.batcher.depth,
         }
+        return JSONResponse(
+            {"logId": str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Healthy", "result": result}
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def _metrics() -> Response:
@@ -152,14 +170,14 @@ def _store(service: Service) -> Any:
 # accepting requests while a writer saves.
 def _add_native_routes(app: FastAPI, service: Service) -> None:
     @app.post("/features")
-    async def _features(request: Request) -> dict:
+    async def _features(request: Request) -> JSONResponse:
         body = await read_body(request, FeaturesRequest, _limit(service))
         names = [f"images[{i}]" for i in range(len(body.images))]
         feats = await service.features(body.images, names)
         return envelope({"features": feats.tolist()})
 
     @app.post("/search")
-    async def _search(request: Request) -> dict:
+    async def _search(request: Request) -> JSONResponse:
         start = time.perf_counter()
         body = await read_body(request, SearchRequest, _limit(service))
         store = _store(service)
@@ -176,7 +194,7 @@ def _add_native_routes(app: FastAPI, service: Service) -> None:
         return envelope(hit)
 
     @app.post("/index/add")
-    async def _index_add(request: Request) -> dict:
+    async def _index_add(request: Request) -> JSONResponse:
         service.check_key(request.headers)
         body = await read_body(request, IndexAddRequest, _limit(service))
         if len(body.labels) != len(body.images) or (
@@ -190,7 +208,7 @@ def _add_native_routes(app: FastAPI, service: Service) -> None:
         return envelope({"ids": ids, "imageCount": count})
 
     @app.post("/index/remove")
-    async def _index_remove(request: Request) -> dict:
+    async def _index_remove(request: Request) -> JSONResponse:
         service.check_key(request.headers)
         body = await read_body(request, IndexRemoveRequest, _limit(service))
         if not (body.ids or body.paths or body.labels):
@@ -208,7 +226,7 @@ def _add_paddlex_routes(app: FastAPI, service: Service) -> None:
         return [f"imageLabelPairs[{i}].image" for i in range(n)]
 
     @app.post("/shitu-index-build", operation_id="buildIndex")
-    async def _build(request: Request) -> dict:
+    async def _build(request: Request) -> JSONResponse:
         service.check_key(request.headers)
         body = await read_body(request, BuildIndexRequest, _limit(service))
         pairs = body.imageLabelPairs
@@ -219,7 +237,7 @@ def _add_paddlex_routes(app: FastAPI, service: Service) -> None:
         return envelope({"indexKey": key, "imageCount": count})
 
     @app.post("/shitu-index-add", operation_id="addImagesToIndex")
-    async def _add(request: Request) -> dict:
+    async def _add(request: Request) -> JSONResponse:
         service.check_key(request.headers)
         body = await read_body(request, AddImagesToIndexRequest, _limit(service))
         store = _store(service)
@@ -230,14 +248,14 @@ def _add_paddlex_routes(app: FastAPI, service: Service) -> None:
         return envelope({"imageCount": count})
 
     @app.post("/shitu-index-remove", operation_id="removeImagesFromIndex")
-    async def _remove(request: Request) -> dict:
+    async def _remove(request: Request) -> JSONResponse:
         service.check_key(request.headers)
         body = await read_body(request, RemoveImagesFromIndexRequest, _limit(service))
         _, count = await run_in_threadpool(_store(service).remove, body.indexKey, ids=body.ids)
         return envelope({"imageCount": count})
 
     @app.post("/shitu-infer", operation_id="infer")
-    async def _infer(request: Request) -> dict:
+    async def _infer(request: Request) -> JSONResponse:
         body = await read_body(request, InferRequest, _limit(service))
         store = _store(service)
         await run_in_threadpool(store.require, body.indexKey)
