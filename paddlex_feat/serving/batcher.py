@@ -49,22 +49,34 @@ class DynamicBatcher:
         self.on_batch = on_batch or (lambda n: None)
         self._queue: queue.Queue[tuple[np.ndarray, Future] | None] = queue.Queue()
         self._admit = threading.Lock()  # admission of a request's images is all or nothing
-        self._waiting = 0
+        self._waiting = 0  # admitted images not yet answered
         self._batch_seconds = 0.0  # moving average of one model call, for Retry-After
         self._thread = threading.Thread(target=self._run, name="pxf-batcher", daemon=True)
         self._thread.start()
 
     @property
     def depth(self) -> int:
-        """Images waiting for the model."""
+        """Images admitted and not yet answered (decoding, queued or in the model)."""
         return self._waiting
 
-    def submit(self, arrays: Sequence[np.ndarray]) -> list[Future]:
-        """Queue one request's images; raises Overloaded, queueing none of them, when they do not fit."""
+    def admit(self, n: int) -> None:
+        """Reserve room for a request's ``n`` images, all or none; Overloaded when they do not fit.
+
+        Called before decoding, so that the bound covers every image the service holds: a flood
+        cannot pile up in the decode threads' queue either.
+        """
         with self._admit:
-            if self._waiting + len(arrays) > self.max_queue:
+            if self._waiting + n > self.max_queue:
                 raise Overloaded(self.retry_after())
-            self._waiting += len(arrays)
+            self._waiting += n
+
+    def release(self, n: int) -> None:
+        """Give back the room of ``n`` answered (or failed) images."""
+        with self._admit:
+            self._waiting -= n
+
+    def submit(self, arrays: Sequence[np.ndarray]) -> list[Future]:
+        """Queue admitted images for the model thread; one future per image."""
         futures = []
         for array in arrays:
             future: Future = Future()
@@ -73,7 +85,7 @@ class DynamicBatcher:
         return futures
 
     async def embed_async(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
-        """The features of ``arrays``, in order, computed in shared batches."""
+        """The features of admitted ``arrays``, in order, computed in shared batches."""
         futures = self.submit(arrays)
         rows = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         return np.stack(rows)
@@ -116,8 +128,6 @@ class DynamicBatcher:
         return False
 
     def _run_batch(self, batch: list[tuple[np.ndarray, Future]]) -> None:
-        with self._admit:
-            self._waiting -= len(batch)
         live = [(a, f) for a, f in batch if f.set_running_or_notify_cancel()]
         self.on_batch(len(live))
         # images of one shape run together (resize_short without a crop keeps aspect ratios)

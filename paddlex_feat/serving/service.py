@@ -114,12 +114,17 @@ class Service:
 
         Errors name the image's field (``names[i]``); the images decode in parallel on the decode threads.
         """
-        loop = asyncio.get_running_loop()
-        jobs = [
-            loop.run_in_executor(self.decoders, self.prepare, img, name) for img, name in zip(images, names)
-        ]
-        prepared = await asyncio.gather(*jobs)
-        feats = await self.batcher.embed_async([array for array, _ in prepared])
+        self.batcher.admit(len(images))  # 503 at once when full, before any decoding
+        try:
+            loop = asyncio.get_running_loop()
+            jobs = [
+                loop.run_in_executor(self.decoders, self.prepare, img, name)
+                for img, name in zip(images, names)
+            ]
+            prepared = await asyncio.gather(*jobs)
+            feats = await self.batcher.embed_async([array for array, _ in prepared])
+        finally:
+            self.batcher.release(len(images))
         return feats, [size for _, size in prepared]
 
     async def features(self, images: list[str | bytes], names: list[str]) -> np.ndarray:

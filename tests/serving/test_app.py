@@ -149,10 +149,10 @@ def test_503_carries_retry_after(predictor, tmp_path, images) -> None:
 
     server = start_server(predictor, tmp_path)
 
-    def refuse(arrays):
+    def refuse(n):
         raise Overloaded(3)
 
-    server.service.batcher.submit = refuse
+    server.service.batcher.admit = refuse
     try:
         response = post(server, "/features", json={"images": [jpeg_b64(images[0])]})
         assert response.status_code == 503 and response.headers["retry-after"] == "3"

@@ -30,6 +30,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_rows() -> None:
     batcher = DynamicBatcher(model, max_batch_size=8, max_wait_ms=50, max_queue=64)
 
     async def main() -> list[np.ndarray]:
+        batcher.admit(16)
         return await asyncio.gather(
             *(batcher.embed_async([np.full((3, 2, 2), i, np.float32)]) for i in range(16))
         )
@@ -43,19 +44,18 @@ def test_concurrent_requests_share_batches_and_get_their_own_rows() -> None:
     assert sum(model.sizes) == 16
 
 
-def test_full_queue_is_refused_at_once_and_nothing_is_queued() -> None:
-    gate = threading.Event()
-    batcher = DynamicBatcher(RecordingModel(gate), max_batch_size=1, max_wait_ms=0, max_queue=3)
+def test_full_queue_is_refused_at_once_and_nothing_is_admitted() -> None:
+    batcher = DynamicBatcher(RecordingModel(), max_batch_size=1, max_wait_ms=0, max_queue=3)
     try:
-        batcher.submit([np.zeros((3, 1, 1), np.float32)] * 3)
+        batcher.admit(3)
         with pytest.raises(Overloaded) as err:
-            batcher.submit([np.zeros((3, 1, 1), np.float32)] * 2)
+            batcher.admit(2)
         assert err.value.retry_after >= 1
-        assert batcher.depth <= 3
+        assert batcher.depth == 3  # the refused request reserved nothing
+        batcher.release(3)
+        batcher.admit(3)  # room again once answered
     finally:
-        gate.set()
         batcher.close()
-    assert batcher.depth == 0
 
 
 def test_model_error_reaches_every_waiting_request() -> None:
