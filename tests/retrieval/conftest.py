@@ -1,0 +1,51 @@
+"""Fixtures: the stand-in model's inference folder and small galleries of synthetic images."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
+from infer_helpers import save_tiny_model  # noqa: E402
+from retrieval_helpers import LABELS, write_image  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An inference folder of the stand-in network (built once per session)."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def other_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """Same network, one weight changed: another model with the same name and shapes."""
+    folder = tmp_path_factory.mktemp("other_model")
+    for f in tiny_model_dir.iterdir():
+        shutil.copy(f, folder / f.name)
+    params = bytearray((folder / "inference.pdiparams").read_bytes())
+    params[-1] ^= 0x01
+    (folder / "inference.pdiparams").write_bytes(bytes(params))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def model(tiny_model_dir: Path):
+    from paddlex_feat import create_model
+
+    return create_model("PP-ShiTuV2_rec", model_dir=str(tiny_model_dir), batch_size=8, cpu_threads=1)
+
+
+@pytest.fixture
+def gallery(tmp_path: Path) -> Path:
+    """images/ with 12 images (3 per label) and gallery.txt, labels with spaces."""
+    root = tmp_path / "shop"
+    lines = []
+    for i in range(12):
+        rel = f"images/p{i:02d}.png"
+        write_image(root / rel, i)
+        lines.append(f"{rel} {LABELS[i % 4]}\n")
+    (root / "gallery.txt").write_text("".join(lines), encoding="utf-8")
+    return root / "gallery.txt"

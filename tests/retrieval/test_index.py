@@ -1,0 +1,158 @@
+"""GalleryIndex with a real (stand-in) model: build, search, add, remove, upsert, sync, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from retrieval_helpers import LABELS, write_image
+
+from paddlex_feat import build_index, create_model, load_index
+from paddlex_feat.retrieval import GalleryIndex
+from paddlex_feat.utils.errors import DatasetError, GalleryIndexError
+
+
+@pytest.fixture
+def index(model, gallery):
+    return build_index(model, str(gallery))
+
+
+def image_paths(gallery):
+    return sorted(str(p) for p in (gallery.parent / "images").iterdir())
+
+
+def test_each_gallery_image_finds_itself_with_its_label(index, gallery):
+    assert len(index) == 12 and index.meta.index_type == "Flat" and index.meta.recall_at_10 == 1.0
+    results = index.search(image_paths(gallery), top_k=3)
+    assert [r["input_path"] for r in results] == image_paths(gallery)  # one per query, in input order
+    for i, res in enumerate(results):
+        assert res["ids"][0] == i and res["label"] == LABELS[i % 4] and res.label == res["labels"][0]
+        assert res["scores"][0] == pytest.approx(1.0, abs=1e-4) and res["scores"] == sorted(
+            res["scores"], reverse=True
+        )
+        assert len(res["labels"]) == len(res["scores"]) == len(res["ids"]) == len(res["paths"]) == 3
+    assert json.loads(json.dumps(results[0].json))["res"]["labels"][0] == "Coca-Cola 330 ml"
+
+
+def test_meta_records_the_model(index, tiny_model_dir):
+    meta = index.meta
+    assert meta.model_name == "PP-ShiTuV2_rec" and len(meta.model_hash) == 64
+    assert meta.input_size == [32, 32] and meta.dim == 512 and meta.metric == "IP"
+    assert meta.preprocess[0]["ResizeImage"]["size"] == [32, 32] and meta.model_dir == str(
+        tiny_model_dir.resolve()
+    )
+
+
+def test_top_k_larger_than_the_gallery_gives_fewer_results_without_padding(index, gallery):
+    res = index.search(image_paths(gallery)[:1], top_k=50)[0]
+    assert len(res["ids"]) == 12 and -1 not in res["ids"] and None not in res["paths"]
+
+
+def test_threshold_says_unknown_but_keeps_the_top_k(index, gallery):
+    res = index.search(image_paths(gallery)[:1], top_k=2, score_threshold=1.5)[0]
+    assert res["label"] == "unknown" and len(res["labels"]) == 2 and res["labels"][0] == LABELS[0]
+    index.meta.score_threshold = 0.0
+    assert index.search(image_paths(gallery)[:1], top_k=2)[0]["label"] == LABELS[0]
+
+
+def test_ids_are_paddlex_sequential_and_never_reused(model, index, tmp_path):
+    assert [r.id for r in index.items()] == list(range(12))
+    index.remove([11])  # the highest id: PaddleX's max+1 would hand it out again
+    report = index.add(model, [str(write_image(tmp_path / "new.png", 100))], labels=["Red Bull"])
+    assert report.added == [12]
+    res = index.search([str(tmp_path / "new.png")], top_k=1)[0]
+    assert res["ids"] == [12] and res["label"] == "Red Bull"
+    index.save(tmp_path / "idx")
+    again = load_index(tmp_path / "idx", model=model)
+    assert again.add(model, [str(write_image(tmp_path / "n2.png", 101))], labels=["x"]).added == [13]
+
+
+def test_adding_an_image_already_there_adds_no_duplicate(model, index, gallery, tmp_path):
+    copy = tmp_path / "copy.png"
+    copy.write_bytes((gallery.parent / "images" / "p03.png").read_bytes())
+    report = index.add(model, [str(copy)], labels=["again"])
+    assert report.added == [] and "same content as id 3" in report.duplicates[0] and len(index) == 12
+
+
+def test_remove_by_id_path_and_label(index, gallery):
+    paths = image_paths(gallery)
+    assert index.remove([0]) == 1
+    assert index.remove(paths=[paths[1]]) == 1
+    assert index.remove(labels=["Sprite"]) == 3  # ids 2, 6, 10
+    assert len(index) == 7
+    hits = {i for r in index.search(paths, top_k=12) for i in r["ids"]}
+    assert hits == {3, 4, 5, 7, 8, 9, 11}
+
+
+def test_removing_something_unknown_removes_nothing_and_lists_it(index):
+    with pytest.raises(GalleryIndexError) as err:
+        index.remove([0, 99], labels=["Sprite", "discontinued item"])
+    assert "Nothing was removed" in str(err.value) and "id 99" in str(err.value)
+    assert "'discontinued item'" in str(err.value) and len(index) == 12
+
+
+def test_upsert_replaces_a_changed_image_under_a_new_id(model, index, gallery):
+    target = gallery.parent / "images" / "p05.png"
+    write_image(target, 500)
+    report = index.upsert(model, [str(target)], labels=["Fanta orange"])
+    assert report.removed == [5] and report.added == [12]
+    assert index.search([str(target)], top_k=1)[0]["ids"] == [12]
+
+
+def test_sync_embeds_only_what_changed(model, index, gallery, monkeypatch):
+    lines = gallery.read_text(encoding="utf-8").splitlines()
+    write_image(gallery.parent / "images" / "p01.png", 301)  # changed pixels
+    write_image(gallery.parent / "images" / "new.png", 302)  # new image
+    lines = [ln for ln in lines if "p02.png" not in ln]  # deleted
+    lines[2] = lines[2].replace("Pepsi max 1.5 l", "Pepsi zero")  # same pixels, new label
+    lines.append("images/new.png Sprite")
+    gallery.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    embedded = []
+    original = model.predict
+    monkeypatch.setattr(model, "predict", lambda items, **kw: embedded.extend(items) or original(items, **kw))
+    report = index.sync(model, str(gallery))
+    assert sorted(embedded) == sorted(str(gallery.parent / "images" / n) for n in ("p01.png", "new.png"))
+    assert report.unchanged == 9 and sorted(report.removed) == [1, 2, 3] and len(report.added) == 3
+    assert len(index) == 12
+    labels = {r.path.rsplit("/", 1)[-1]: r.label for r in index.items()}
+    assert labels["p03.png"] == "Pepsi zero" and labels["new.png"] == "Sprite" and "p02.png" not in labels
+
+
+def test_searching_with_another_model_names_both(index, tmp_path, other_model_dir):
+    index.save(tmp_path / "idx")
+    other = create_model("PP-ShiTuV2_rec", model_dir=str(other_model_dir))
+    with pytest.raises(GalleryIndexError) as err:
+        load_index(tmp_path / "idx", model=other)
+    assert str(other_model_dir) in str(err.value) and "built by PP-ShiTuV2_rec" in str(err.value)
+
+
+def test_feature_dimension_mismatch_is_an_error(index):
+    with pytest.raises(GalleryIndexError, match="128 dimensions .* 512-d"):
+        index.search_vectors(np.zeros((1, 128), np.float32))
+    with pytest.raises(GalleryIndexError, match="128 dimensions"):
+        index.add_vectors(np.zeros((1, 128), np.float32), ["x"])
+
+
+def test_empty_gallery_is_an_error(model, tmp_path):
+    (tmp_path / "g.txt").write_text("")
+    with pytest.raises(DatasetError, match="empty"):
+        build_index(model, str(tmp_path / "g.txt"))
+
+
+def test_unreadable_gallery_image_stops_or_is_skipped_and_listed(model, gallery):
+    (gallery.parent / "images" / "p04.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=r"gallery.txt:5: cannot read .*p04.png"):
+        build_index(model, str(gallery))
+    index = build_index(model, str(gallery), skip_errors=True)
+    assert len(index) == 11 and "gallery.txt:5" in index.last_report.errors[0]
+    (gallery.parent / "images" / "p04.png").unlink()
+    with pytest.raises(DatasetError, match=r"gallery.txt:5: cannot read .*No such file"):
+        build_index(model, str(gallery))
+
+
+def test_arrays_build_and_search(model):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (20, 20, 3), dtype=np.uint8) for _ in range(3)]
+    index = GalleryIndex.build(model, images, labels=["a", "b", "c"])
+    assert [r["label"] for r in index.search(images, top_k=1)] == ["a", "b", "c"]
