@@ -40,7 +40,8 @@ class IndexStore:
     ) -> None:
         from ..retrieval import load_index
 
-        self.default_path = Path(default) if default is not None else None
+        # a milvus:// URL names a collection (Index.backend=milvus), kept as text: Path() would fold its '//'
+        self.default_path = None if default is None else default if _is_milvus(default) else Path(default)
         self.index_dir = Path(index_dir)
         self.fingerprint = fingerprint  # the serving model's, recorded in the indexes it builds
         self._write = threading.Lock()
@@ -137,14 +138,19 @@ class IndexStore:
         return removed, len(index)
 
     def _writable_copy(self, key: str | None) -> Any:
-        """A private copy of the committed index (loaded from its folder) for one write."""
+        """A private copy of the committed index (loaded from its folder) for one write; a Milvus collection
+        is written in place (it is a database: searches see each write as Milvus commits it)."""
         from ..retrieval import load_index
 
+        published = self._published.get(key)
+        if published is not None and published.store.backend == "milvus":
+            return published
         return load_index(self._path(key))
 
     def _commit(self, key: str | None, index: Any) -> None:
         """Save atomically, then publish: searches switch to the new state only once it is on disk."""
-        index.save(self._path(key))
+        if index.store.backend != "milvus":  # a collection persisted each write already
+            index.save(self._path(key))
         self._published[key] = index
 
     def _path(self, key: str | None) -> Path:
@@ -167,6 +173,10 @@ class IndexStore:
                 404, f"indexKey: no index {key!r} on this service; build one with /shitu-index-build."
             )
         return path
+
+
+def _is_milvus(location: str | Path) -> bool:
+    return str(location).startswith("milvus")
 
 
 def _thumbnail(path: str | None) -> str | None:
