@@ -1,6 +1,6 @@
 """Gallery index benchmark: every index type against exact Flat search, and sync against a full build.
 
-    python bench/retrieval.py index [--n 1000000] [--types Flat HNSW IVF IVF_PQ]
+    python bench/retrieval.py index [--n 1000000] [--types Flat HNSW IVF IVF_PQ] [--backend milvus]
     python bench/retrieval.py sync [--n 10000]
 
 ``index``: data are ``--n`` 512-d L2-normalised vectors that are not uniform noise: a mixture of
@@ -13,6 +13,12 @@ plus noise (sigma 0.35 / sqrt(512) per dim), and each gallery vector is a centre
 timed in its own subprocess (so its peak RSS is its own): build time, peak RSS above the loaded
 data, index file size, single-query and batched queries/s, and recall@10 against exact Flat
 answers on the same queries, plus the ratios to Flat from the same run.
+
+``index --backend milvus``: the same, and beside each faiss type the same type in a Milvus Lite
+collection (a temp ``*.db`` path, through ``MilvusStore``, the store ``Index.backend=milvus`` uses):
+insert rate, build time (inserts plus the flush that builds segment indexes, which the first search
+triggers), size on disk, single and batched q/s and recall@10 against the same exact answers. Milvus
+Lite cannot build IVF_PQ, so that type is faiss only.
 
 ``sync``: a ``--n`` image folder gallery (emoji images, each made distinct by one pixel), embedded by
 PP-ShiTuV2_rec at input 64 (so the embedding cost is real); then 1% of the files change and
@@ -188,6 +194,58 @@ def worker(index_type: str, data: Path, queries: int, single: int, out: Path) ->
     }))  # fmt: skip
 
 
+def milvus_worker(index_type: str, data: Path, queries: int, single: int, out: Path) -> None:
+    """The same measurements on a Milvus Lite collection (runs in its own process)."""
+    import hashlib
+
+    from paddlex_feat.retrieval.index_types import plan_index
+    from paddlex_feat.retrieval.milvus_store import MilvusStore, MilvusTarget
+    from paddlex_feat.retrieval.store import IndexMeta, ItemRecord
+
+    gallery = np.load(data)
+    _, q_all = real_features()
+    q = np.ascontiguousarray(q_all[:queries])
+    folder = Path(tempfile.mkdtemp(prefix="pxf_bench_milvus_"))
+    plan = plan_index(index_type, len(gallery), DIM)
+    meta = IndexMeta(
+        None, None, DIM, index_type=plan.index_type, index_params=dict(plan.params), backend="milvus"
+    )
+    base = rss_mb()
+    sampler = PeakRSS()
+    start = time.perf_counter()
+    with MilvusStore.create(
+        MilvusTarget(str(folder / "bench.db"), "bench"), DIM, "IP", plan, meta=meta
+    ) as store:
+        keys = []
+        for s in range(0, len(gallery), 10_000):
+            chunk = gallery[s : s + 10_000]
+            records = [
+                ItemRecord(-1, f"c{s + i}", None, hashlib.sha256(str(s + i).encode()).hexdigest())
+                for i in range(len(chunk))
+            ]
+            keys.append(store.add(chunk, records))
+        insert_s = time.perf_counter() - start
+        store.search(q[:5], 10)  # the flush that builds the segment indexes, and a warm-up
+        build_s = time.perf_counter() - start
+        peak_mb = sampler.stop() - base  # Milvus Lite runs in this process: its memory is counted
+        size_mb = sum(f.stat().st_size for f in (folder / "bench.db").rglob("*") if f.is_file()) / 2**20
+        t = time.perf_counter()
+        for i in range(single):
+            store.search(q[i : i + 1], 10)
+        single_qps = single / (time.perf_counter() - t)
+        t = time.perf_counter()
+        _, ids = store.search(q, 10)
+        batch_qps = len(q) / (time.perf_counter() - t)
+    shutil.rmtree(folder)
+    row_of = {int(k): r for r, k in enumerate(np.concatenate(keys))}  # content keys -> gallery rows
+    np.save(out.with_suffix(".ids.npy"), np.vectorize(lambda k: row_of.get(int(k), -1))(ids))
+    out.write_text(json.dumps({
+        "index_type": plan.index_type, "params": plan.params, "build_s": build_s, "peak_rss_mb": peak_mb,
+        "size_mb": size_mb, "single_qps": single_qps, "batch_qps": batch_qps, "single_queries": single,
+        "insert_rows_per_s": len(gallery) / insert_s,
+    }))  # fmt: skip
+
+
 def bench_index(args: argparse.Namespace) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -197,15 +255,18 @@ def bench_index(args: argparse.Namespace) -> None:
         flush=True,
     )
     rows = {}
-    for kind in ["Flat"] + [k for k in args.types if k != "Flat"]:
-        out = CACHE / f"result_{kind}_{args.n}.json"
+    runs = [("worker", k, k) for k in ["Flat"] + [k for k in args.types if k != "Flat"]]
+    if args.backend == "milvus":  # beside faiss, in the same run: Milvus Lite builds all but IVF_PQ
+        runs += [("milvus_worker", k, f"Milvus Lite {k}") for k in args.types if k != "IVF_PQ"]
+    for worker_name, kind, name in runs:
+        out = CACHE / f"result_{name.replace(' ', '_')}_{args.n}.json"
         single = args.flat_single if kind == "Flat" else args.single
         queries = args.flat_queries if kind == "Flat" else args.queries
-        cmd = [sys.executable, __file__, "worker", kind, str(data), str(queries), str(single), str(out)]
+        cmd = [sys.executable, __file__, worker_name, kind, str(data), str(queries), str(single), str(out)]
         subprocess.run(cmd, check=True)
-        rows[kind] = json.loads(out.read_text())
-        rows[kind]["ids"] = np.load(out.with_suffix(".ids.npy"))
-        print(f"{kind}: built in {rows[kind]['build_s']:.1f} s", flush=True)
+        rows[name] = json.loads(out.read_text())
+        rows[name]["ids"] = np.load(out.with_suffix(".ids.npy"))
+        print(f"{name}: built in {rows[name]['build_s']:.1f} s", flush=True)
     exact = rows["Flat"]["ids"]
     n_judged = len(exact)
     flat = rows["Flat"]
@@ -224,9 +285,13 @@ def bench_index(args: argparse.Namespace) -> None:
         )
         print(
             f"| {kind} | {params or '-'} | {r['build_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_mb']:.0f} | "
-            f"{r['size_mb'] / flat['size_mb']:.3f} | {r['single_qps']:.1f} | {r['single_qps'] / flat['single_qps']:.0f}x | "
+            f"{r['size_mb'] / flat['size_mb']:.3f} | {r['single_qps']:.1f} | {r['single_qps'] / flat['single_qps']:.3g}x | "
             f"{r['batch_qps']:.0f} | {recall:.3f} |"
         )
+    if args.backend == "milvus":
+        print("\n| type | insert rows/s (faiss: n / build s) |\n|---|---|")
+        for kind, r in rows.items():
+            print(f"| {kind} | {r.get('insert_rows_per_s', args.n / r['build_s']):.0f} |")
 
 
 def bench_sync(args: argparse.Namespace) -> None:
@@ -268,8 +333,9 @@ def bench_sync(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        worker(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6]))
+    if len(sys.argv) > 1 and sys.argv[1] in ("worker", "milvus_worker"):
+        run = worker if sys.argv[1] == "worker" else milvus_worker
+        run(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -281,6 +347,9 @@ def main() -> None:
     p.add_argument("--single", type=int, default=500, help="one-at-a-time queries timed per ANN type")
     p.add_argument("--flat-queries", type=int, default=200, help="exact answers to judge recall on")
     p.add_argument("--flat-single", type=int, default=20, help="one-at-a-time exact queries timed")
+    p.add_argument(
+        "--backend", choices=("faiss", "milvus"), default="faiss", help="milvus: Milvus Lite beside faiss"
+    )
     s = sub.add_parser("sync")
     s.add_argument("--n", type=int, default=10_000)
     args = parser.parse_args()

@@ -17,6 +17,8 @@ from .schema import REQUIRED, SCHEMA, Field
 _NULLS = ("null", "none", "~")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _DEVICE_RE = re.compile(r"^(cpu|gpu|gpu:\d+(,\d+)*)$")
+_SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+_COLLECTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")  # Milvus's rule for collection names
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -336,6 +338,7 @@ def _check_values(cfg: dict) -> None:
         raise ConfigError(
             f"Evaluate.topk={cfg['Evaluate']['topk']} must be a non-empty list of positive integers."
         )
+    _check_index_backend(cfg["Index"])
 
 
 def _check_sizes(cfg: dict) -> None:
@@ -360,3 +363,38 @@ def _check_sizes(cfg: dict) -> None:
             raise ConfigError(
                 f"{dotted}={size} is not a multiple of {info.name}'s patch size {step}; use {lower} or {upper}."
             )
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``'i/n'`` (1-based, 1 <= i <= n) as ``(i, n)``; None for None; ConfigError otherwise."""
+    if text is None:
+        return None
+    match = _SHARD_RE.match(str(text))
+    i, n = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if not match or not 1 <= i <= n:
+        raise ConfigError(
+            f"Index.shard={text!r} is not a shard: write i/n with 1 <= i <= n, e.g. 1/4 ... 4/4 for four "
+            "machines (or GPUs) that each embed a quarter of the gallery."
+        )
+    return i, n
+
+
+def _check_index_backend(idx: dict) -> None:
+    """Index.shard, Index.collection and Index.uri, checked before anything connects or embeds."""
+    parse_shard(idx["shard"])
+    if idx["backend"] != "milvus":
+        if idx["shard"] is not None:
+            raise ConfigError(
+                f"Index.shard={idx['shard']} needs -o Index.backend=milvus: n machines can fill one Milvus "
+                "collection together, not one faiss folder."
+            )
+        return
+    if not _COLLECTION_RE.match(idx["collection"]):
+        raise ConfigError(
+            f"Index.collection={idx['collection']!r} is not a valid Milvus collection name: use letters, digits "
+            "and '_', starting with a letter or '_' (e.g. products_v2)."
+        )
+    if not idx["uri"].strip():
+        raise ConfigError(
+            "Index.uri is empty: give http://HOST:19530 for a server or a file such as output/gallery.db."
+        )

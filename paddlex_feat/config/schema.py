@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-MODES = ("check_dataset", "train", "evaluate", "export", "predict", "build_index", "search")
+MODES = ("check_dataset", "train", "evaluate", "export", "predict", "build_index", "search", "serve")
 HPI_BACKENDS = ("openvino", "onnxruntime", "paddle")  # use_hpip backends; hpi_config checks against these
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # what high-performance inference may compute in
 # (int8: the inference.int8.onnx that Export.precision=int8 writes, never made at run time)
@@ -199,5 +199,67 @@ SCHEMA: dict[str, Any] = {
             str, default=None, nullable=True, help="'number name' lines; default label_dict.txt"
         ),
         "batch_size": Field(int, default=32, help="images embedded per batch"),
+        # Milvus: galleries bigger than one machine (pip install -e ".[milvus]")
+        "backend": Field(
+            str,
+            default="faiss",
+            choices=("faiss", "milvus"),
+            help="faiss: the Index.path folder; milvus: a collection",
+        ),
+        "uri": Field(
+            str,
+            default="output/gallery.db",
+            help="milvus: http(s)://host:19530, or a local *.db file (Milvus Lite)",
+        ),
+        "token": Field(
+            str,
+            default=None,
+            nullable=True,
+            help="milvus: 'user:password' or an API key; null: $MILVUS_TOKEN",
+        ),
+        "collection": Field(str, default="gallery", help="milvus: the collection holding the gallery"),
+        "shard": Field(
+            str,
+            default=None,
+            nullable=True,
+            help="milvus build_index: 'i/n' embeds the i-th of n slices (1-based)",
+        ),
+        "create": Field(
+            bool, default=True, help="milvus: create a missing collection; False: the collection must exist"
+        ),
+    },
+    "Serve": {
+        "host": Field(str, default="127.0.0.1", help="address to listen on; 0.0.0.0 exposes the service"),
+        "port": Field(int, default=8080, help="PaddleX serves on 8080 too"),
+        "model_dir": Field(str, default="output/best_model/inference", help="an exported inference folder"),
+        "index": Field(str, default=None, nullable=True, help="gallery index folder searched by default"),
+        "index_dir": Field(
+            str,
+            default=None,
+            nullable=True,
+            help="folder of indexes built by key; null: {Global.output}/indexes",
+        ),
+        "use_hpip": Field(bool, default=False),
+        # hpi_config: the same keys as Predict.hpi_config (set below, one definition for both)
+        "cpu_threads": Field(int, default=None, nullable=True, help="model threads; null: every core"),
+        "max_batch_size": Field(int, default=8, help="images per model call, gathered across requests"),
+        "max_wait_ms": Field(float, default=5.0, help="how long a batch waits to fill"),
+        "max_queue": Field(
+            int, default=64, help="images waiting for the model; beyond it: 503 + Retry-After"
+        ),
+        "workers": Field(int, default=2, help="image-decoding threads (one process: one index writer)"),
+        "api_key": Field(
+            str, default=None, nullable=True, help="key for index writes; or PADDLEX_FEAT_API_KEY"
+        ),
+        "max_image_bytes": Field(int, default=20 * 1024 * 1024, help="largest encoded image accepted"),
+        "max_image_pixels": Field(int, default=40_000_000, help="largest width*height accepted"),
+        "max_request_bytes": Field(int, default=256 * 1024 * 1024, help="largest request body"),
+        "allow_urls": Field(bool, default=False, help="fetch http(s) image URLs (off: no internal fetches)"),
+        "url_timeout": Field(float, default=10.0),
+        "topk": Field(int, default=5, help="results per search when the request gives none"),
+        "score_threshold": Field(
+            float, default=None, nullable=True, help="below it a search says 'unknown'; null: the index's"
+        ),
     },
 }
+SCHEMA["Serve"]["hpi_config"] = SCHEMA["Predict"]["hpi_config"]

@@ -12,14 +12,15 @@ from .score_threshold import resolve_score_threshold
 
 def run(cfg: dict) -> dict[str, Any]:
     """Run the search mode; returns the content of ``search_result.json``."""
-    from ..retrieval import GalleryIndex
+    from ..retrieval import index_from_config
 
     idx_cfg, pred = cfg["Index"], cfg["Predict"]
     if pred["input"] is None:
         raise ConfigError(
             "Predict.input is not set; pass the query image(s), e.g. -o Predict.input=query.jpg."
         )
-    index = GalleryIndex.load(idx_cfg["path"])
+    index = index_from_config(idx_cfg)
+    where = idx_cfg["path"] if idx_cfg["backend"] == "faiss" else str(index.store)
     # the model: Index.model_dir, else the folder that built the index, else Predict.model_dir
     model_dir = idx_cfg["model_dir"] or (index.meta.model_dir if _is_dir(index.meta.model_dir) else None)
     index.bind_model(model_from_config(cfg, model_dir, idx_cfg["batch_size"]))
@@ -43,10 +44,11 @@ def run(cfg: dict) -> dict[str, Any]:
             record["json"] = str(res.save_to_json(output))
         records.append(record)
     errors = sum(not r.ok for r in results)
-    logger.info(f"Searched {len(results) - errors} of {len(results)} images in {idx_cfg['path']}")
+    logger.info(f"Searched {len(results) - errors} of {len(results)} images in {where}")
+    index.close()
     return {
         "done_flag": errors < len(results),
-        "index_path": idx_cfg["path"],
+        "index_path": where,
         "model_name": index.meta.model_name,
         "top_k": idx_cfg["top_k"],
         "score_threshold": index.meta.score_threshold if threshold == "index" else threshold,

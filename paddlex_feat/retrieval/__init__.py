@@ -22,6 +22,7 @@ __all__ = [
     "UpdateReport",
     "VectorStore",
     "build_index",
+    "index_from_config",
     "load_index",
     "model_fingerprint",
 ]
@@ -38,6 +39,37 @@ def build_index(
     return GalleryIndex.build(model, gallery, labels, **options)
 
 
-def load_index(path: str | os.PathLike, model: Any | None = None) -> GalleryIndex:
-    """Open an index folder (ours or PaddleX's); ``model`` must be the one that built it."""
+def load_index(
+    path: str | os.PathLike | None = None,
+    model: Any | None = None,
+    *,
+    uri: str | None = None,
+    collection: str | None = None,
+    token: str | None = None,
+) -> GalleryIndex:
+    """Open an index folder (ours or PaddleX's), or a Milvus collection (``milvus://host:19530/products``,
+    ``milvus://output/gallery.db/products``, or ``uri=`` and ``collection=``); ``model`` must be the one that built it.
+    """
+    if uri is not None or str(path or "").startswith("milvus"):
+        from .milvus_build import open_collection
+        from .milvus_store import DEFAULT_COLLECTION, MilvusTarget, parse_milvus_url
+
+        if uri is not None:
+            target = MilvusTarget(
+                uri, collection or DEFAULT_COLLECTION, token or os.environ.get("MILVUS_TOKEN")
+            )
+        else:
+            target = parse_milvus_url(str(path), token)
+        return open_collection(target, model)
+    if path is None:
+        raise TypeError("load_index() needs an index folder, a milvus:// URL, or uri= and collection=")
     return GalleryIndex.load(path, model=model)
+
+
+def index_from_config(idx_cfg: dict, model: Any | None = None) -> GalleryIndex:
+    """The index the Index section names: the Index.path folder, or the Index.backend=milvus collection."""
+    if idx_cfg.get("backend") == "milvus":
+        from .milvus_build import open_collection, target_from_config
+
+        return open_collection(target_from_config(idx_cfg), model, create=idx_cfg.get("create", True))
+    return GalleryIndex.load(idx_cfg["path"], model=model)

@@ -166,6 +166,11 @@ def read_meta(path: Path) -> IndexMeta:
         ) from e
     except (OSError, UnicodeDecodeError) as e:
         raise GalleryIndexError(f"{path} cannot be read ({e}); rebuild the index.") from e
+    return check_meta(data, str(path))
+
+
+def check_meta(data: Any, path: str) -> IndexMeta:
+    """An IndexMeta from parsed meta JSON, checked key by key (errors name ``path``: a file or a collection)."""
     if not isinstance(data, dict):
         raise GalleryIndexError(
             f"{path}: expected a JSON object; got {type(data).__name__}. Rebuild the index."
@@ -220,7 +225,7 @@ def read_meta(path: Path) -> IndexMeta:
     return IndexMeta(**data)
 
 
-def _check(path: Path, data: dict, key: str, ok: Callable[[Any], bool], expected: str) -> None:
+def _check(path: Path | str, data: dict, key: str, ok: Callable[[Any], bool], expected: str) -> None:
     if key in data and not ok(data[key]):
         raise GalleryIndexError(
             f"{path}: {key} must be {expected}; got {data[key]!r}. The file was damaged or hand-edited: "

@@ -578,6 +578,16 @@ class GalleryIndex:
     def __len__(self) -> int:
         return self.store.count()
 
+    def close(self) -> None:
+        """Release the store's connections (a Milvus client; nothing for faiss)."""
+        self.store.close()
+
+    def __enter__(self) -> GalleryIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def items(self) -> Iterator[ItemRecord]:
         """Every live item, in id order."""
         return self.store.records()

@@ -227,3 +227,25 @@ def test_clip_sizes_are_a_multiple_of_the_patch(key: str) -> None:
         load_config(CONFIG_DIR / "PP-ShiTuV2_rec.yaml", [f"{key}=100"])[key.split(".")[0]]["input_size"]
         == 100
     )  # a CNN takes any size
+
+
+@pytest.mark.parametrize(
+    "text, expected", [("1/4", (1, 4)), (" 4 / 4 ", (4, 4)), ("1/1", (1, 1)), (None, None)]
+)
+def test_index_shard_parses(text, expected) -> None:
+    from paddlex_feat.config.loader import parse_shard
+
+    assert parse_shard(text) == expected
+
+
+@pytest.mark.parametrize(
+    "override", ["Index.shard=3/2", "Index.shard=0/0", "Index.shard=a/b", "Index.shard=-1/2"]
+)
+def test_malformed_index_shard_is_a_config_error(override: str) -> None:
+    with pytest.raises(ConfigError, match="is not a shard: write i/n"):
+        load("Index.backend=milvus", override)
+
+
+def test_milvus_collection_name_is_checked_before_connecting() -> None:
+    with pytest.raises(ConfigError, match="not a valid Milvus collection name"):
+        load("Index.backend=milvus", "Index.collection=my-products")

@@ -49,3 +49,43 @@ def gallery(tmp_path: Path) -> Path:
         lines.append(f"{rel} {LABELS[i % 4]}\n")
     (root / "gallery.txt").write_text("".join(lines), encoding="utf-8")
     return root / "gallery.txt"
+
+
+@pytest.fixture(params=["faiss", "milvus"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path):
+    """The backend of the behaviour tests: None (faiss, the default) or collections in a Milvus Lite file."""
+    if request.param == "faiss":
+        yield None
+        return
+    from paddlex_feat.retrieval.milvus_store import MilvusStore, MilvusTarget
+
+    stores = []
+
+    def in_milvus(dim, metric, plan, train):
+        target = MilvusTarget(str(tmp_path / "gallery.db"), f"gallery_{len(stores)}")
+        stores.append(MilvusStore.create(target, dim, metric, plan))
+        return stores[-1]
+
+    yield in_milvus
+    for store in stores:
+        store.close()
+    assert_no_lite_server_left(tmp_path)
+
+
+@pytest.fixture
+def lite_target(tmp_path: Path):
+    """A collection in a fresh Milvus Lite file; the test fails if it leaves the file's server running."""
+    from paddlex_feat.retrieval.milvus_store import MilvusTarget
+
+    yield MilvusTarget(str(tmp_path / "gallery.db"), "products")
+    assert_no_lite_server_left(tmp_path)
+
+
+def assert_no_lite_server_left(tmp_path: Path) -> None:
+    """Every store closed: no Milvus Lite server thread still runs for a file under ``tmp_path``."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    leaked = [p for p in list(server_manager_instance._servers) if p.startswith(str(tmp_path))]
+    for path in leaked:  # stop them anyway, so one failure does not slow the rest
+        server_manager_instance.release_server(path)
+    assert not leaked, f"Milvus Lite servers left running: {leaked}"

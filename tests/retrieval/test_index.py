@@ -1,4 +1,9 @@
-"""GalleryIndex with a real (stand-in) model: build, search, add, remove, upsert, sync, and bad input."""
+"""GalleryIndex with a real (stand-in) model: build, search, add, remove, upsert, sync, and bad input.
+
+The tests that take ``index`` or ``store_factory`` run on each backend (faiss, and a Milvus Lite
+collection; see conftest.py). Ids differ between backends (PaddleX's 0, 1, 2, ... in faiss, content
+keys in Milvus), so those tests look ids up with ``ids_of``; PaddleX's numbering has its own faiss test.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,28 @@ from paddlex_feat.utils.errors import DatasetError, GalleryIndexError
 
 
 @pytest.fixture
-def index(model, gallery):
-    return build_index(model, str(gallery))
+def index(model, gallery, store_factory):
+    return build_index(model, str(gallery), store_factory=store_factory)
 
 
 def image_paths(gallery):
     return sorted(str(p) for p in (gallery.parent / "images").iterdir())
+
+
+def ids_of(index, gallery) -> list[int]:
+    """The id of each gallery image p00..p11, whatever the backend numbers them."""
+    by_path = {r.path: r.id for r in index.items()}
+    return [by_path[p] for p in image_paths(gallery)]
+
+
+def reopen(index, tmp_path, model=None):
+    """The same index opened again: a saved and reloaded folder, or the collection opened anew."""
+    if index.store.backend == "milvus":
+        target = index.store.target
+        index.close()
+        return load_index(uri=target.uri, collection=target.collection, model=model)
+    index.save(tmp_path / "idx")
+    return load_index(tmp_path / "idx", model=model)
 
 
 def test_each_gallery_image_finds_itself_with_its_label(index, gallery):
@@ -27,7 +48,11 @@ def test_each_gallery_image_finds_itself_with_its_label(index, gallery):
     results = index.search(image_paths(gallery), top_k=3)
     assert [r["input_path"] for r in results] == image_paths(gallery)  # one per query, in input order
     for i, res in enumerate(results):
-        assert res["ids"][0] == i and res["label"] == LABELS[i % 4] and res.label == res["labels"][0]
+        assert (
+            res["ids"][0] == ids_of(index, gallery)[i]
+            and res["label"] == LABELS[i % 4]
+            and res.label == res["labels"][0]
+        )
         assert res["scores"][0] == pytest.approx(1.0, abs=1e-4) and res["scores"] == sorted(
             res["scores"], reverse=True
         )
@@ -56,7 +81,8 @@ def test_threshold_says_unknown_but_keeps_the_top_k(index, gallery):
     assert index.search(image_paths(gallery)[:1], top_k=2)[0]["label"] == LABELS[0]
 
 
-def test_ids_are_paddlex_sequential_and_never_reused(model, index, tmp_path):
+def test_ids_are_paddlex_sequential_and_never_reused(model, gallery, tmp_path):
+    index = build_index(model, str(gallery))  # faiss: PaddleX's numbering
     assert [r.id for r in index.items()] == list(range(12))
     index.remove([11])  # the highest id: PaddleX's max+1 would hand it out again
     report = index.add(model, [str(write_image(tmp_path / "new.png", 100))], labels=["Red Bull"])
@@ -72,35 +98,39 @@ def test_adding_an_image_already_there_adds_no_duplicate(model, index, gallery, 
     copy = tmp_path / "copy.png"
     copy.write_bytes((gallery.parent / "images" / "p03.png").read_bytes())
     report = index.add(model, [str(copy)], labels=["again"])
-    assert report.added == [] and "same content as id 3" in report.duplicates[0] and len(index) == 12
+    same = f"same content as id {ids_of(index, gallery)[3]}"
+    assert report.added == [] and same in report.duplicates[0] and len(index) == 12
 
 
 def test_remove_by_id_path_and_label(index, gallery):
-    paths = image_paths(gallery)
-    assert index.remove([0]) == 1
+    paths, ids = image_paths(gallery), ids_of(index, gallery)
+    assert index.remove([ids[0]]) == 1
     assert index.remove(paths=[paths[1]]) == 1
-    assert index.remove(labels=["Sprite"]) == 3  # ids 2, 6, 10
+    assert index.remove(labels=["Sprite"]) == 3  # images 2, 6, 10
     assert len(index) == 7
     hits = {i for r in index.search(paths, top_k=12) for i in r["ids"]}
-    assert hits == {3, 4, 5, 7, 8, 9, 11}
+    assert hits == {ids[k] for k in (3, 4, 5, 7, 8, 9, 11)}
 
 
 def test_removing_something_unknown_removes_nothing_and_lists_it(index):
     with pytest.raises(GalleryIndexError) as err:
-        index.remove([0, 99], labels=["Sprite", "discontinued item"])
+        index.remove([next(index.items()).id, 99], labels=["Sprite", "discontinued item"])
     assert "Nothing was removed" in str(err.value) and "id 99" in str(err.value)
     assert "'discontinued item'" in str(err.value) and len(index) == 12
 
 
 def test_upsert_replaces_a_changed_image_under_a_new_id(model, index, gallery):
     target = gallery.parent / "images" / "p05.png"
+    old = ids_of(index, gallery)[5]
     write_image(target, 500)
     report = index.upsert(model, [str(target)], labels=["Fanta orange"])
-    assert report.removed == [5] and report.added == [12]
-    assert index.search([str(target)], top_k=1)[0]["ids"] == [12]
+    assert report.removed == [old] and len(report.added) == 1 and report.added != [old]
+    assert (index.store.backend != "faiss" or report.added == [12]) and len(index) == 12  # faiss: max + 1
+    assert index.search([str(target)], top_k=1)[0]["ids"] == report.added
 
 
 def test_sync_embeds_only_what_changed(model, index, gallery, monkeypatch):
+    ids = ids_of(index, gallery)
     lines = gallery.read_text(encoding="utf-8").splitlines()
     write_image(gallery.parent / "images" / "p01.png", 301)  # changed pixels
     write_image(gallery.parent / "images" / "new.png", 302)  # new image
@@ -113,17 +143,16 @@ def test_sync_embeds_only_what_changed(model, index, gallery, monkeypatch):
     monkeypatch.setattr(model, "predict", lambda items, **kw: embedded.extend(items) or original(items, **kw))
     report = index.sync(model, str(gallery))
     assert sorted(embedded) == sorted(str(gallery.parent / "images" / n) for n in ("p01.png", "new.png"))
-    assert report.unchanged == 9 and sorted(report.removed) == [1, 2, 3] and len(report.added) == 3
+    assert report.unchanged == 9 and sorted(report.removed) == sorted(ids[1:4]) and len(report.added) == 3
     assert len(index) == 12
     labels = {r.path.rsplit("/", 1)[-1]: r.label for r in index.items()}
     assert labels["p03.png"] == "Pepsi zero" and labels["new.png"] == "Sprite" and "p02.png" not in labels
 
 
 def test_searching_with_another_model_names_both(index, tmp_path, other_model_dir):
-    index.save(tmp_path / "idx")
     other = create_model("PP-ShiTuV2_rec", model_dir=str(other_model_dir))
     with pytest.raises(GalleryIndexError) as err:
-        load_index(tmp_path / "idx", model=other)
+        reopen(index, tmp_path, model=other)
     assert str(other_model_dir) in str(err.value) and "built by PP-ShiTuV2_rec" in str(err.value)
 
 
@@ -140,21 +169,21 @@ def test_empty_gallery_is_an_error(model, tmp_path):
         build_index(model, str(tmp_path / "g.txt"))
 
 
-def test_unreadable_gallery_image_stops_or_is_skipped_and_listed(model, gallery):
+def test_unreadable_gallery_image_stops_or_is_skipped_and_listed(model, gallery, store_factory):
     (gallery.parent / "images" / "p04.png").write_bytes(b"not a png")
     with pytest.raises(DatasetError, match=r"gallery.txt:5: cannot read .*p04.png"):
         build_index(model, str(gallery))
-    index = build_index(model, str(gallery), skip_errors=True)
+    index = build_index(model, str(gallery), skip_errors=True, store_factory=store_factory)
     assert len(index) == 11 and "gallery.txt:5" in index.last_report.errors[0]
     (gallery.parent / "images" / "p04.png").unlink()
     with pytest.raises(DatasetError, match=r"gallery.txt:5: cannot read .*No such file"):
         build_index(model, str(gallery))
 
 
-def test_arrays_build_and_search(model):
+def test_arrays_build_and_search(model, store_factory):
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (20, 20, 3), dtype=np.uint8) for _ in range(3)]
-    index = GalleryIndex.build(model, images, labels=["a", "b", "c"])
+    index = GalleryIndex.build(model, images, labels=["a", "b", "c"], store_factory=store_factory)
     assert [r["label"] for r in index.search(images, top_k=1)] == ["a", "b", "c"]
 
 
@@ -165,9 +194,10 @@ def test_sync_reads_only_files_whose_stat_changed(model, index, gallery, monkeyp
     original = gallery_module.content_hash
     monkeypatch.setattr(gallery_module, "content_hash", lambda e: read.append(e.path) or original(e))
     changed = gallery.parent / "images" / "p07.png"
+    old = ids_of(index, gallery)[7]
     write_image(changed, 700)
     report = index.sync(model, str(gallery))
-    assert read == [str(changed)] and report.unchanged == 11 and report.removed == [7]
+    assert read == [str(changed)] and report.unchanged == 11 and report.removed == [old]
     # same bytes under a new mtime: read again, but nothing changes and the id stays
     touched = gallery.parent / "images" / "p08.png"
     touched.write_bytes(touched.read_bytes())

@@ -1,0 +1,297 @@
+"""Benchmark: the HTTP service under concurrent load, against offline ``predict`` in the same run.
+
+Starts ``main.py -o Global.mode=serve`` on loopback, then runs bounded concurrent clients (1, 4,
+16, 64 by default; each run capped by --requests and --seconds) that POST one image each to
+/features, and prints images/s, p50/p95/p99 latency and errors per level. Before the service
+starts, the offline predictor's throughput is measured on the same images at several batch
+sizes, and the best is the reference for the goal "served >= 0.9x offline at 16 clients".
+An overload level (256 clients by default) checks that the service sheds load with 503s and
+answers normally right after. ``--soak SECONDS`` adds a soak at 16 clients that samples the
+server's RSS.
+
+    python bench/serve_load.py [--model-dir DIR] [--seconds 10] [--requests 400] [--soak 300]
+
+Without --model-dir an untrained PP-ShiTuV2_rec (the real network; speed does not depend on the
+weights) is exported into --work-dir first. Clients and server share the machine's cores: on a
+machine shared with other jobs compare the ratios, not the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CONFIG = ROOT / "configs" / "modules" / "image_feature" / "PP-ShiTuV2_rec.yaml"
+SHARED_IMAGES = Path("/work/shared/data/emoji-vendors/images")
+
+
+def export_untrained(work_dir: Path, model_name: str = "PP-ShiTuV2_rec") -> Path:
+    """An inference folder of the real, randomly initialised network (exported once, reused)."""
+    folder = work_dir / model_name
+    if not (folder / "inference.pdiparams").is_file():
+        import paddle
+
+        from paddlex_feat.engine.export import export_inference
+        from paddlex_feat.models import build_model
+
+        paddle.seed(0)
+        model = build_model(model_name, 100)
+        model.eval()
+        export_inference(model, model_name, folder)
+    return folder
+
+
+def image_files(limit: int) -> list[Path]:
+    """Real images: the shared emoji set if present, else the demo set."""
+    from paddlex_feat.inference.inputs import list_folder_images
+
+    folder = SHARED_IMAGES if SHARED_IMAGES.is_dir() else ROOT / "dataset" / "demo" / "images"
+    return list_folder_images(folder)[:limit]
+
+
+def offline_throughput(
+    model_dir: Path, paths: list[Path], threads: int, batch_sizes: list[int]
+) -> dict[int, float]:
+    """images/s of Predictor.predict over ``paths`` at each batch size (one warm-up pass first)."""
+    from paddlex_feat.inference.predictor import Predictor
+
+    predictor = Predictor(model_dir, cpu_threads=threads)
+    out = {}
+    for b in batch_sizes:
+        list(predictor.predict([str(p) for p in paths[: 2 * b]], batch_size=b))  # warm-up
+        start = time.perf_counter()
+        n = sum(1 for _ in predictor.predict([str(p) for p in paths], batch_size=b))
+        out[b] = n / (time.perf_counter() - start)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir: Path, work_dir: Path, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+    """The service as users start it (main.py, Global.mode=serve), once /health answers."""
+    import httpx
+
+    port = free_port()
+    overrides = {
+        "Global.mode": "serve",
+        "Global.device": "cpu",
+        "Global.output": str(work_dir / "serve_out"),
+        "Serve.model_dir": str(model_dir),
+        "Serve.port": port,
+        "Serve.max_batch_size": args.max_batch_size,
+        "Serve.max_wait_ms": args.max_wait_ms,
+        "Serve.max_queue": args.max_queue,
+        "Serve.workers": args.workers,
+        "Serve.cpu_threads": args.threads,
+    }
+    cmd = [sys.executable, str(ROOT / "main.py"), "-c", str(CONFIG)]
+    for key, value in overrides.items():
+        cmd += ["-o", f"{key}={value}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(
+                f"the service exited with {proc.returncode}; run the command by hand: {' '.join(cmd)}"
+            )
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the service did not answer /health within 120 s")
+
+
+async def load_level(
+    url: str, bodies: list[bytes], clients: int, max_requests: int, max_seconds: float
+) -> dict:
+    """``clients`` concurrent loops POSTing /features until ``max_requests`` in all or ``max_seconds``."""
+    import httpx
+
+    latencies: list[float] = []
+    codes: dict[str, int] = {}
+    sent = 0
+    stop_at = time.monotonic() + max_seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(client_id: int, http: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while sent < max_requests and time.monotonic() < stop_at:
+            body = bodies[sent % len(bodies)]
+            sent += 1
+            start = time.perf_counter()
+            try:
+                r = await http.post(
+                    url + "/features", content=body, headers={"content-type": "application/json"}
+                )
+                code = str(r.status_code)
+            except httpx.HTTPError as e:
+                code = type(e).__name__
+            if code == "200":
+                latencies.append(time.perf_counter() - start)
+            codes[code] = codes.get(code, 0) + 1
+
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(i, http) for i in range(clients)))
+        wall = time.perf_counter() - start
+    ok = codes.get("200", 0)
+    lat = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
+    return {
+        "clients": clients,
+        "requests": sum(codes.values()),
+        "ok": ok,
+        "codes": codes,
+        "errors": sum(v for k, v in codes.items() if k not in ("200", "503")),
+        "shed_503": codes.get("503", 0),
+        "images_per_s": ok / wall,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "seconds": wall,
+    }
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def soak(url: str, bodies: list[bytes], pid: int, seconds: float, clients: int = 16) -> dict:
+    """``clients`` clients for ``seconds``, sampling the server's RSS every few seconds."""
+    samples: list[tuple[float, float]] = []
+    start = time.monotonic()
+    task = asyncio.create_task(load_level(url, bodies, clients, 10**9, seconds))
+    while not task.done():
+        samples.append((time.monotonic() - start, rss_mb(pid)))
+        await asyncio.sleep(min(5.0, seconds / 20))
+    result = await task
+    warm = [mb for t, mb in samples if t >= min(30.0, seconds / 5)] or [mb for _, mb in samples]
+    result.update(
+        rss_first_mb=warm[0], rss_last_mb=warm[-1], rss_max_mb=max(warm), rss_growth=warm[-1] / warm[0] - 1
+    )
+    return result
+
+
+def table(rows: list[dict], offline_best: float) -> str:
+    lines = [
+        "| clients | requests | images/s | x offline | p50 ms | p95 ms | p99 ms | p99/p50 | 503 | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['clients']} | {r['requests']} | {r['images_per_s']:.1f} | {r['images_per_s'] / offline_best:.2f} | "
+            f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | {r['p99_ms'] / max(r['p50_ms'], 1e-9):.2f} | "
+            f"{r['shed_503']} | {r['errors']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/pxf_serve_bench"))
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument(
+        "--overload", type=int, default=256, help="clients for the load-shedding check (0: skip)"
+    )
+    parser.add_argument("--requests", type=int, default=400, help="most requests per level")
+    parser.add_argument("--seconds", type=float, default=10.0, help="most seconds per level")
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-queue", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--soak", type=float, default=0.0, help="seconds of soak at 16 clients (0: skip)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would swamp the table
+
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    model_dir = args.model_dir or export_untrained(args.work_dir)
+    paths = image_files(args.images)
+    bodies = [json.dumps({"images": [base64.b64encode(p.read_bytes()).decode()]}).encode() for p in paths]
+    offline = offline_throughput(model_dir, paths, args.threads, [1, 4, 8, 16])
+    best_batch = max(offline, key=offline.get)
+    print(f"offline predict images/s by batch size: {', '.join(f'{b}: {v:.1f}' for b, v in offline.items())}")
+
+    proc, url = start_server(model_dir, args.work_dir, args)
+    report: dict = {"offline": offline, "best_batch": best_batch, "threads": args.threads, "levels": []}
+    try:
+        asyncio.run(load_level(url, bodies, 2 * args.max_batch_size, 4 * args.max_batch_size, 20))  # warm-up
+        for clients in args.clients:
+            report["levels"].append(
+                asyncio.run(load_level(url, bodies, clients, args.requests, args.seconds))
+            )
+        if args.overload:
+            over = asyncio.run(
+                load_level(url, bodies, args.overload, max(args.requests, 2 * args.overload), args.seconds)
+            )
+            after = asyncio.run(load_level(url, bodies, 4, 40, 10))
+            report["overload"], report["after_overload"] = over, after
+            report["levels"].append(over)
+        if args.soak:
+            report["soak"] = asyncio.run(soak(url, bodies, proc.pid, args.soak))
+        report["server_alive"] = proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    # offline again, after the service stopped: on a shared machine the load drifts, so the
+    # reference is the mean of the two measurements at the best batch size
+    after = offline_throughput(model_dir, paths, args.threads, [best_batch])[best_batch]
+    report["offline_after"] = after
+    offline[best_batch] = (offline[best_batch] + after) / 2
+    best = offline[best_batch]
+    print(
+        f"\noffline best: {best:.1f} images/s at batch {best_batch} ({args.threads} threads; mean of before and after)\n"
+    )
+    print(table(report["levels"], best))
+    at16 = next((r for r in report["levels"] if r["clients"] == 16), None)
+    if at16:
+        print(
+            f"\n16 clients: {at16['images_per_s'] / best:.2f}x offline (goal >= 0.90), errors {at16['errors']} "
+            f"(goal 0), p99/p50 {at16['p99_ms'] / at16['p50_ms']:.2f} (goal <= 3)"
+        )
+    if args.overload:
+        over, after = report["overload"], report["after_overload"]
+        print(
+            f"{args.overload} clients: {over['shed_503']} answered 503, {over['errors']} errors; right after: "
+            f"{after['ok']}/{after['requests']} answered 200; server alive: {report['server_alive']}"
+        )
+    if args.soak:
+        s = report["soak"]
+        print(
+            f"soak {args.soak:.0f} s at 16 clients: {s['ok']} answered, {s['errors']} errors, RSS "
+            f"{s['rss_first_mb']:.0f} -> {s['rss_last_mb']:.0f} MB ({100 * s['rss_growth']:+.1f}%, goal within 10%)"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
