@@ -85,5 +85,6 @@ def test_cli_an_index_folder_as_gallery_without_milvus_is_explained(model, galle
     out = tmp_path / "out"
     rc = main(["-c", str(CONFIG), "-o", f"Global.output={out}", "-o", "Global.mode=build_index",
                "-o", f"Index.gallery={tmp_path / 'index'}"])  # fmt: skip
-    assert rc == 1
-    assert "already an index folder" in json.loads((out / "build_index_result.json").read_text())["err_msg"]
+    assert rc == 2  # a usage error: the log says why, and no result file is touched
+    assert "already an index folder" in (out / "build_index.log").read_text()
+    assert not (out / "build_index_result.json").exists()
