@@ -80,6 +80,7 @@ def train(cfg: dict) -> dict:
         run.state["epoch"] = epoch
         for hook in hooks:
             hook.after_epoch(run, record)
+        wait_for_main_process(run, epoch)
     if run.world > 1:
         paddle.distributed.barrier()
     if not run.is_main:
@@ -87,6 +88,25 @@ def train(cfg: dict) -> dict:
     for hook in hooks:
         hook.after_train(run)
     return train_result(run, done=True)
+
+
+def wait_for_main_process(run: TrainRun, epoch: int) -> None:
+    """Hold the other processes until rank 0 has evaluated and saved this epoch.
+
+    They wait on the launcher's TCP store, not in the next gloo all-reduce: gloo gives up after
+    30 s (gloo::TimeoutException, SIGABRT), and rank 0's evaluation takes longer than that on a
+    loaded CPU. The store waits up to its own timeout (900 s).
+    """
+    if run.world == 1:
+        return
+    from paddle.base import core
+
+    store = core.create_or_get_global_tcp_store()
+    key = f"paddlex_feat/epoch_done/{epoch}"
+    if run.is_main:
+        store.set(key, b"1")
+    else:
+        store.wait(key)
 
 
 # --- what one training process holds

@@ -65,9 +65,11 @@ def test_missing_index_folder_stops_before_listening(tmp_path, model_dir) -> Non
     assert '"done_flag": false' in result and "no_index" in result
 
 
-def test_bad_serve_value_is_named(tmp_path, model_dir) -> None:
-    assert main(serve_args(tmp_path, model_dir, None, free_port()) + ["-o", "Serve.max_batch_size=0"]) == 1
-    assert "Serve.max_batch_size must be 1 or more" in (tmp_path / "out" / "serve_result.json").read_text()
+def test_bad_serve_value_is_named(tmp_path, model_dir, capsys) -> None:
+    # a usage error: exit 2, named on stderr, and no result file (nothing ran)
+    assert main(serve_args(tmp_path, model_dir, None, free_port()) + ["-o", "Serve.max_batch_size=0"]) == 2
+    assert "Serve.max_batch_size must be 1 or more" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "serve_result.json").exists()
 
 
 def test_missing_serve_extra_says_how_to_install(monkeypatch) -> None:
