@@ -14,7 +14,46 @@ from .inputs import InputItem, input_stem
 _PREVIEW = 3  # values shown at each end of an abbreviated feature
 
 
-class FeatureResult(dict):
+class JsonResult(dict):
+    """A result dict that prints and saves as PaddleX's results do; subclasses give ``json``, ``to_str``."""
+
+    save_stem: str
+
+    @property
+    def json(self) -> dict[str, Any]:
+        """Plain JSON-ready content: ``{'res': {...}}``."""
+        return {"res": dict(self)}
+
+    def to_str(self, format_json: bool = True, indent: int = 4, ensure_ascii: bool = False) -> str:
+        """The text ``print()`` shows."""
+        if not format_json:
+            return str(self.json)
+        return json.dumps(self.json, indent=indent, ensure_ascii=ensure_ascii)
+
+    def print(
+        self,
+        format_json: bool = True,
+        indent: int = 4,
+        ensure_ascii: bool = False,
+        json_format: bool | None = None,
+    ) -> None:
+        """Print the result; ``json_format`` is PaddleX's spelling of ``format_json``."""
+        if json_format is not None:
+            format_json = json_format
+        print(self.to_str(format_json=format_json, indent=indent, ensure_ascii=ensure_ascii), flush=True)
+
+    def save_to_json(self, save_path: str | Path, indent: int = 4, ensure_ascii: bool = False) -> Path:
+        """Write ``.json`` content; a folder gets ``<stem>_res.json``, a ``*.json`` path is the file."""
+        target = Path(save_path)
+        if target.suffix.lower() != ".json":
+            target = target / f"{self.save_stem}_res.json"
+        atomic_write_text(
+            target, json.dumps(self.json["res"], indent=indent, ensure_ascii=ensure_ascii) + "\n"
+        )
+        return target
+
+
+class FeatureResult(JsonResult):
     """``{'input_path', 'page_index', 'feature'}`` for one image (plus ``'error'`` when it failed).
 
     A dict, like PaddleX's result, so ``res["feature"]`` works; ``res.feature`` is the float32 vector.
@@ -85,28 +124,6 @@ class FeatureResult(dict):
         else:
             values = [f"{v:.8f}" for v in shown]
         return text.replace(json.dumps(marker), f"[{', '.join(values)}]")
-
-    def print(
-        self,
-        format_json: bool = True,
-        indent: int = 4,
-        ensure_ascii: bool = False,
-        json_format: bool | None = None,
-    ) -> None:
-        """Print the result; ``json_format`` is PaddleX's spelling of ``format_json``."""
-        if json_format is not None:
-            format_json = json_format
-        print(self.to_str(format_json=format_json, indent=indent, ensure_ascii=ensure_ascii), flush=True)
-
-    def save_to_json(self, save_path: str | Path, indent: int = 4, ensure_ascii: bool = False) -> Path:
-        """Write ``.json`` content; a folder gets ``<stem>_res.json``, a ``*.json`` path is the file."""
-        target = Path(save_path)
-        if target.suffix.lower() != ".json":
-            target = target / f"{self.save_stem}_res.json"
-        atomic_write_text(
-            target, json.dumps(self.json["res"], indent=indent, ensure_ascii=ensure_ascii) + "\n"
-        )
-        return target
 
 
 class _ShortArray:

@@ -119,11 +119,7 @@ class FaissStore(VectorStore):
         return self._metric
 
     def add(self, vectors: np.ndarray, records: Sequence[ItemRecord]) -> np.ndarray:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(vectors) != len(records):
-            raise ValueError(
-                f"expected [{len(records)}, {self.dim}] vectors for {len(records)} records; got {list(vectors.shape)}"
-            )
+        vectors = self._checked_rows(vectors, records)
         ids = np.arange(self._next_id, self._next_id + len(records), dtype=np.int64)  # PaddleX's rule
         if len(ids):
             self.index.add_with_ids(vectors, ids)

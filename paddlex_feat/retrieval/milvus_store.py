@@ -355,11 +355,7 @@ class MilvusStore(VectorStore):
         return self._metric
 
     def add(self, vectors: np.ndarray, records: Sequence[ItemRecord]) -> np.ndarray:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(vectors) != len(records):
-            raise ValueError(
-                f"expected [{len(records)}, {self.dim}] vectors for {len(records)} records; got {list(vectors.shape)}"
-            )
+        vectors = self._checked_rows(vectors, records)
         hashes = [rec.content_hash or vector_hash(v) for rec, v in zip(records, vectors)]
         ids = np.array([id_for_hash(h) for h in hashes], dtype=np.int64)
         self._refuse_collisions(ids, hashes)

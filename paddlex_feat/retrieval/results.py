@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from ..utils.io import atomic_write_text
+from ..inference.results import JsonResult
 
 UNKNOWN = "unknown"
 
 
-class SearchResult(dict):
+class SearchResult(JsonResult):
     """``{'input_path', 'label', 'labels', 'scores', 'ids', 'paths'}`` for one query, best first.
 
     ``label`` is the top-1 label, or ``"unknown"`` when its score misses the threshold (the top-k
@@ -52,28 +50,3 @@ class SearchResult(dict):
     def ok(self) -> bool:
         """Whether the query image could be read."""
         return "error" not in self
-
-    @property
-    def json(self) -> dict[str, Any]:
-        """JSON-ready content: ``{'res': {...}}``."""
-        return {"res": dict(self)}
-
-    def to_str(self, format_json: bool = True, indent: int = 4, ensure_ascii: bool = False) -> str:
-        """The text ``print()`` shows."""
-        if not format_json:
-            return str(self.json)
-        return json.dumps(self.json, indent=indent, ensure_ascii=ensure_ascii)
-
-    def print(self, format_json: bool = True, indent: int = 4, ensure_ascii: bool = False) -> None:
-        """Print the result as indented JSON."""
-        print(self.to_str(format_json, indent, ensure_ascii), flush=True)
-
-    def save_to_json(self, save_path: str | Path, indent: int = 4, ensure_ascii: bool = False) -> Path:
-        """Write the result; a folder gets ``<stem>_res.json``, a ``*.json`` path is the file."""
-        target = Path(save_path)
-        if target.suffix.lower() != ".json":
-            target = target / f"{self.save_stem}_res.json"
-        atomic_write_text(
-            target, json.dumps(self.json["res"], indent=indent, ensure_ascii=ensure_ascii) + "\n"
-        )
-        return target

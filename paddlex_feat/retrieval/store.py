@@ -105,6 +105,15 @@ class VectorStore(ABC):
         it keeps (see ``records``) carry them.
         """
 
+    def _checked_rows(self, vectors: np.ndarray, records: Sequence[ItemRecord]) -> np.ndarray:
+        """``vectors`` as contiguous float32 ``[len(records), dim]``; ValueError on another shape."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(vectors) != len(records):
+            raise ValueError(
+                f"expected [{len(records)}, {self.dim}] vectors for {len(records)} records; got {list(vectors.shape)}"
+            )
+        return vectors
+
     @abstractmethod
     def remove(self, ids: Iterable[int]) -> int:
         """Remove these ids (all known to the caller); returns how many were removed."""
