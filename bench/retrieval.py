@@ -153,8 +153,23 @@ class PeakRSS:
         return max(self.peak, rss_mb())
 
 
-def worker(index_type: str, data: Path, queries: int, single: int, out: Path) -> None:
-    """Build one index type, time it, and write its figures (runs in its own process)."""
+SWEEP_KEY = {"HNSW": "ef_search", "IVF": "nprobe", "IVF_PQ": "nprobe"}  # the search knob --sweep varies
+
+
+def time_search(store, q: np.ndarray, single: int, params: dict | None) -> tuple[float, float, np.ndarray]:
+    """(single-query q/s, batched q/s, batched top-10 ids) with these search parameters."""
+    store.search(q[:5], 10, params)  # warm-up
+    t = time.perf_counter()
+    for i in range(single):
+        store.search(q[i : i + 1], 10, params)
+    single_qps = single / (time.perf_counter() - t)
+    t = time.perf_counter()
+    _, ids = store.search(q, 10, params)
+    return single_qps, len(q) / (time.perf_counter() - t), ids
+
+
+def worker(index_type: str, data: Path, queries: int, single: int, out: Path, sweep: str = "") -> None:
+    """Build one index type, time it (and each --sweep value of its search knob), write its figures."""
     import faiss
 
     from paddlex_feat.retrieval.faiss_store import FaissStore
@@ -179,18 +194,20 @@ def worker(index_type: str, data: Path, queries: int, single: int, out: Path) ->
     store.save(str(folder / "idx"))
     size_mb = (folder / "idx" / "vector.index").stat().st_size / 2**20
     shutil.rmtree(folder)
-    store.search(q[:5], 10)  # warm-up
-    t = time.perf_counter()
-    for i in range(single):
-        store.search(q[i : i + 1], 10)
-    single_qps = single / (time.perf_counter() - t)
-    t = time.perf_counter()
-    _, ids = store.search(q, 10)
-    batch_qps = len(q) / (time.perf_counter() - t)
+    single_qps, batch_qps, ids = time_search(store, q, single, None)
     np.save(out.with_suffix(".ids.npy"), ids)
+    swept = []
+    key = SWEEP_KEY.get(plan.index_type)
+    for value in [int(v) for v in sweep.split(",") if v] if key else []:
+        s_qps, b_qps, s_ids = time_search(store, q, single, {key: value})
+        np.save(out.with_suffix(f".{value}.ids.npy"), s_ids)
+        swept.append(
+            {"params": {**plan.params, key: value}, "single_qps": s_qps, "batch_qps": b_qps, "value": value}
+        )
     out.write_text(json.dumps({
         "index_type": plan.index_type, "params": plan.params, "build_s": build_s, "peak_rss_mb": peak_mb,
         "size_mb": size_mb, "single_qps": single_qps, "batch_qps": batch_qps, "single_queries": single,
+        "swept": swept,
     }))  # fmt: skip
 
 
@@ -263,9 +280,15 @@ def bench_index(args: argparse.Namespace) -> None:
         single = args.flat_single if kind == "Flat" else args.single
         queries = args.flat_queries if kind == "Flat" else args.queries
         cmd = [sys.executable, __file__, worker_name, kind, str(data), str(queries), str(single), str(out)]
+        if worker_name == "worker" and args.sweep:
+            cmd.append(",".join(str(v) for v in args.sweep))
         subprocess.run(cmd, check=True)
         rows[name] = json.loads(out.read_text())
         rows[name]["ids"] = np.load(out.with_suffix(".ids.npy"))
+        for sw in rows[name].pop("swept", []):  # the same build searched with another knob value
+            key = SWEEP_KEY[kind]
+            ids = np.load(out.with_suffix(f".{sw['value']}.ids.npy"))
+            rows[f"{name} {key}={sw['value']}"] = {**rows[name], **sw, "ids": ids}
         print(f"{name}: built in {rows[name]['build_s']:.1f} s", flush=True)
     exact = rows["Flat"]["ids"]
     n_judged = len(exact)
@@ -334,8 +357,19 @@ def bench_sync(args: argparse.Namespace) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] in ("worker", "milvus_worker"):
-        run = worker if sys.argv[1] == "worker" else milvus_worker
-        run(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6]))
+        if sys.argv[1] == "worker":
+            worker(
+                sys.argv[2],
+                Path(sys.argv[3]),
+                int(sys.argv[4]),
+                int(sys.argv[5]),
+                Path(sys.argv[6]),
+                *sys.argv[7:8],
+            )
+        else:
+            milvus_worker(
+                sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6])
+            )
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -347,6 +381,13 @@ def main() -> None:
     p.add_argument("--single", type=int, default=500, help="one-at-a-time queries timed per ANN type")
     p.add_argument("--flat-queries", type=int, default=200, help="exact answers to judge recall on")
     p.add_argument("--flat-single", type=int, default=20, help="one-at-a-time exact queries timed")
+    p.add_argument(
+        "--sweep",
+        type=int,
+        nargs="+",
+        default=[],
+        help="also search each build with these ef_search (HNSW) / nprobe (IVF) values",
+    )
     p.add_argument(
         "--backend", choices=("faiss", "milvus"), default="faiss", help="milvus: Milvus Lite beside faiss"
     )
