@@ -45,10 +45,10 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from paths import ROOT, bench_dataset  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-EMOJI = Path("/work/shared/data/emoji-vendors")
+EMOJI = bench_dataset()  # $BENCH_DATASET, else ../shared/data/emoji-vendors; the demo when absent
 CACHE = Path(tempfile.gettempdir()) / "pxf_bench_retrieval"
 DIM = 512
 INPUT = 64

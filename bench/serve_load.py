@@ -31,11 +31,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from paths import ROOT, bench_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CONFIG = ROOT / "configs" / "modules" / "image_feature" / "PP-ShiTuV2_rec.yaml"
-SHARED_IMAGES = Path("/work/shared/data/emoji-vendors/images")
+SHARED_IMAGES = bench_dataset() / "images"  # $BENCH_DATASET, else ../shared/...; the demo when absent
 
 
 def export_untrained(work_dir: Path, model_name: str = "PP-ShiTuV2_rec") -> Path:

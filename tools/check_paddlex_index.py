@@ -2,7 +2,7 @@
 
 Run it with the side venv that holds PaddleX (never imported by paddlex_feat itself):
 
-    /work/main/.venv-ref/bin/python tools/check_paddlex_index.py --our-python /work/venv/bin/python
+    .venv-ref/bin/python tools/check_paddlex_index.py --our-python .venv/bin/python   # tools/make_ref_venv.sh
 
 1. Our venv exports a PP-ShiTuV2_rec (random weights, spread BN statistics, as check_paddlex_load.py)
    and, for each index type, builds an index of the demo gallery with labels that hold spaces, then
