@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -10,8 +9,8 @@ import numpy as np
 import paddle
 import pytest
 import yaml
+from test_export import run_export  # the one export command line of the tests
 
-from paddlex_feat.cli import main
 from paddlex_feat.config import load_config
 from paddlex_feat.engine.checkpoint import (
     RESUME_KEY,
@@ -70,21 +69,11 @@ def cli_config(*overrides: str):
 def test_export_of_a_model_trained_at_64_is_64_pixels(tmp_path: Path) -> None:
     # the bug: export took the size from Export.input_size or the model table (224), never the checkpoint
     write_run(tmp_path / "run", new_states(64))
-    out = tmp_path / "export"
-    args = [
-        "-c",
-        str(CONFIG),
-        "-o",
-        "Global.mode=export",
-        "-o",
-        "Global.device=cpu",
-        "-o",
-        f"Global.output={out}",
-    ]
-    assert (
-        main([*args, "-o", f"Export.weight_path={tmp_path / 'run' / 'best_model' / 'best_model.pdparams'}"])
-        == 0
+    rc, _ = run_export(
+        tmp_path, f"Export.weight_path={tmp_path / 'run' / 'best_model' / 'best_model.pdparams'}"
     )
+    assert rc == 0
+    out = tmp_path / "out"
     assert load_inference_spec(out).input_size == (64, 64)
     assert "Exported PP-ShiTuV2_rec (64x64)" in (out / "export.log").read_text()
 
@@ -199,19 +188,8 @@ def test_resume_needs_the_pdstates(tmp_path: Path) -> None:
 
 def test_export_result_names_the_resolved_weights(tmp_path: Path) -> None:
     write_run(tmp_path / "run", new_states(64))
-    out = tmp_path / "export"
-    args = [
-        "-c",
-        str(CONFIG),
-        "-o",
-        "Global.mode=export",
-        "-o",
-        "Global.device=cpu",
-        "-o",
-        f"Global.output={out}",
-    ]
-    assert main([*args, "-o", f"Export.weight_path={tmp_path / 'run'}"]) == 0
-    result = json.loads((out / "export_result.json").read_text())
+    rc, result = run_export(tmp_path, f"Export.weight_path={tmp_path / 'run'}")
+    assert rc == 0
     assert result["weight_path"] == str(tmp_path / "run" / "best_model" / "best_model.pdparams")
 
 

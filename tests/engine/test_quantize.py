@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import paddle
 import pytest
+from test_export import run_export  # the one export command line of the tests
 
 from paddlex_feat.cli import main
 from paddlex_feat.config.loader import load_config
@@ -156,27 +157,15 @@ def test_export_mode_with_int8_reports_it_in_the_result(tmp_path: Path, dataset:
     paddle.seed(2)
     weights = tmp_path / "best_model.pdparams"
     paddle.save(build_model("PP-ShiTuV2_rec", 7).state_dict(), str(weights))
-    out = tmp_path / "out"
-    args = [
-        "-c",
-        str(CONFIG),
-        "-o",
-        "Global.mode=export",
-        "-o",
-        "Global.device=cpu",
-        "-o",
-        f"Global.output={out}",
-    ]
-    for o in (
+    rc, result = run_export(
+        tmp_path,
         f"Export.weight_path={weights}",
         "Export.input_size=32",
         "Export.precision=int8",
         f"Global.dataset_dir={dataset}",
         "Export.calibration_size=40",
-    ):
-        args += ["-o", o]
-    assert main(args) == 0
-    result = json.loads((out / "export_result.json").read_text())
+    )
+    assert rc == 0
     assert result["done_flag"] and Path(result["int8"]["int8_model"]).is_file()
     assert result["int8"]["accuracy"]["checked"] and result["int8"]["calibration"]["images"] == 40
 
