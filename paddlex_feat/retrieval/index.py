@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -611,26 +611,40 @@ def measure_recall(
     queries = vectors[rng.choice(n, size=min(sample, n), replace=False)]
     exact = exact_topk(queries, vectors, k, store.metric)
     _, found = store.search(queries, k)
-    exact_ids = np.asarray(ids, dtype=np.int64)[exact]
-    hits = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(exact_ids, found))
-    return hits / (len(queries) * k)
+    return overlap_recall(np.asarray(ids, dtype=np.int64)[exact], found)
+
+
+def overlap_recall(exact: np.ndarray, found: np.ndarray) -> float:
+    """recall@k: the share of each row of exact top-k ids that the search found (``[q, k]`` arrays)."""
+    hits = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(exact, found))
+    return hits / max(1, exact.size)
 
 
 def exact_topk(
     queries: np.ndarray, vectors: np.ndarray, k: int, metric: str = "IP", chunk: int = 65536
 ) -> np.ndarray:
     """Row numbers of the exact top-``k`` of each query, best first (chunked: memory stays small)."""
+    blocks = (
+        (np.arange(start, min(start + chunk, len(vectors))), vectors[start : start + chunk])
+        for start in range(0, len(vectors), chunk)
+    )
+    return exact_topk_blocks(queries, blocks, k, metric)
+
+
+def exact_topk_blocks(
+    queries: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], k: int, metric: str = "IP"
+) -> np.ndarray:
+    """Keys of the exact top-``k`` of each query over ``(keys, vectors)`` blocks, best first: a collection read
+    in chunks is searched exactly while only the running top-k stays in memory."""
     best_s = np.full((len(queries), 0), 0, np.float32)
     best_i = np.zeros((len(queries), 0), np.int64)
-    for start in range(0, len(vectors), chunk):
-        block = vectors[start : start + chunk]
+    for keys, block in blocks:
         s = queries @ block.T
         if metric == "L2":
             s = 2 * s - (block * block).sum(1)[None]  # -||q-x||^2 up to a per-query constant
         s = np.concatenate([best_s, s], axis=1)
         i = np.concatenate(
-            [best_i, np.broadcast_to(np.arange(start, start + len(block)), (len(queries), len(block)))],
-            axis=1,
+            [best_i, np.broadcast_to(np.asarray(keys, np.int64), (len(queries), len(block)))], axis=1
         )
         top = (
             np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]

@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from hashlib import sha256
@@ -51,6 +52,7 @@ HASH_MAX = 64
 WRITE_BATCH = 1000  # rows per upsert: 512-d float32 rows make ~2 MB messages, far under gRPC's 64 MB
 READ_BATCH = 1000
 MAX_TOP_K = 16384  # Milvus refuses a larger limit
+INDEX_WAIT_S = 3600.0  # the longest wait for background index builds (an HNSW over 1M rows here: minutes)
 INDEX_TYPE = {"Flat": "FLAT", "HNSW": "HNSW", "IVF": "IVF_FLAT", "IVF_PQ": "IVF_PQ"}
 LITE_INDEX_TYPES = ("Flat", "HNSW", "IVF")
 # an adopted collection (Index.create=False) may lack the last three
@@ -426,6 +428,38 @@ class MilvusStore(VectorStore):
             self.client.flush(self.target.collection)
         self._unflushed = False
 
+    def wait_for_index(self, timeout: float = INDEX_WAIT_S) -> bool:
+        """Block until every row is searched through the vector index, not by brute force; False when that
+        cannot be known or did not happen within ``timeout`` seconds.
+
+        Both Milvus and Milvus Lite search rows whose segment has no index yet by brute force (exactly), and
+        build segment indexes in the background after a flush: a recall or speed measured before that is
+        brute force's. A server reports its progress in ``describe_index`` (pending/indexed rows). Milvus Lite
+        3.2 always reports "Finished", so for a file opened here its engine's background queue is drained
+        instead (``Collection._wait_for_bg``, private: there is no public call; a Lite server in another
+        process cannot be waited for)."""
+        if is_lite(self.target.uri):
+            self._flush_lite()
+            collection = _lite_collection(self.target)
+            if collection is None:
+                return False
+            try:
+                collection._wait_for_bg(timeout)
+            except TimeoutError:
+                return False
+            return True
+        self.client.flush(self.target.collection)  # seals growing segments, which are indexed only then
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.client.describe_index(self.target.collection, "vector") or {}
+            if not info.get("pending_index_rows") and info.get("indexed_rows", 0) >= info.get(
+                "total_rows", 0
+            ):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(1.0)
+
     def _search_params(self, params: dict[str, Any] | None, k: int) -> dict[str, Any]:
         """Milvus's ``ef``/``nprobe`` from our ``ef_search``/``nprobe`` (call, else the index's own)."""
         knobs = {**self.search_defaults, **{key: v for key, v in (params or {}).items() if v is not None}}
@@ -491,6 +525,29 @@ class MilvusStore(VectorStore):
                 [_record(row) for row in batch],
                 np.asarray([row["vector"] for row in batch], dtype=np.float32),
             )
+
+    def iter_vectors(self, batch_size: int = READ_BATCH) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every (ids, vectors) batch, without the records: the collection read once for exact search."""
+        for batch in self._iterate(["vector"], batch_size):
+            yield (
+                np.fromiter((row["id"] for row in batch), np.int64, len(batch)),
+                np.asarray([row["vector"] for row in batch], dtype=np.float32),
+            )
+
+    def sample_vectors(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """About ``n`` stored (ids, vectors), picked by a filter on the key rather than a full read: keys are
+        content hashes, uniform over [0, 2^63), so ``id < 2^63 * n / count`` holds about n of them (the bound
+        grows until n are found; an adopted collection's own keys give its first n rows)."""
+        total = max(self.count(), 1)
+        bound = (1 << 63) * min(1.0, 2 * n / total)
+        while True:
+            expr = f"id < {int(bound)}" if bound < (1 << 63) else ""
+            rows = self.client.query(self.target.collection, filter=expr, output_fields=["vector"], limit=n)
+            if len(rows) >= n or not expr:
+                break
+            bound *= 4
+        ids = np.array([int(row["id"]) for row in rows], dtype=np.int64)
+        return ids, np.asarray([row["vector"] for row in rows], dtype=np.float32).reshape(len(rows), -1)
 
     def _iterate(self, output_fields: list[str], batch_size: int = READ_BATCH) -> Iterator[list[dict]]:
         iterator = self.client.query_iterator(
@@ -690,6 +747,19 @@ def _quiet_lite_logs() -> None:
         log = logging.getLogger(name)
         if not any(isinstance(f, _DropMessage) for f in log.filters):
             log.addFilter(_DropMessage(prefix))
+
+
+def _lite_collection(target: MilvusTarget) -> Any | None:
+    """The in-process Milvus Lite engine's collection behind ``target`` (None when it runs elsewhere or the
+    milvus_lite internals differ from 3.2's)."""
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+
+        entry = server_manager_instance._servers.get(os.path.abspath(target.uri))
+        return entry[1].get_collection(target.collection) if entry else None
+    except Exception as e:  # noqa: BLE001 - private API: any change means "cannot tell"
+        logger.warning(f"Milvus Lite {target}: cannot reach its engine to wait for index builds ({e}).")
+        return None
 
 
 def _listing(client: Any) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 from ..utils.logger import logger
 from .index import GalleryIndex, _now
 from .index_types import plan_index
+from .milvus_build import InsertedVectors, record_recall
 from .milvus_store import LITE_INDEX_TYPES, MilvusStore, MilvusTarget, is_lite
 from .store import IndexMeta, ItemRecord
 
@@ -91,21 +92,29 @@ def folder_to_collection(
             "imported_from": str(folder),
         },
         created=meta.created or _now(),
+        extra=dict(meta.extra),
     )
     store = (
         MilvusStore.create(target, source.dim, meta.metric, plan, meta=new_meta)
         if create
         else MilvusStore.open(target, writable=True, create=False)
     )
+    inserted = InsertedVectors()
     try:
         ids = [r.id for r in source.records()]
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
-            store.add(source.vectors(chunk), list(source.records(chunk)))
+            vectors = source.vectors(chunk)
+            inserted.add(store.add(vectors, list(source.records(chunk))), vectors)
         index = GalleryIndex(store, store.read_meta() or new_meta)
+        record_recall(
+            index.meta, store, inserted
+        )  # the folder's figure was for its own index, maybe of another type
         index._touch()
     except BaseException:
         store.close()
         raise
+    finally:
+        inserted.close()
     logger.info(f"Imported {len(ids)} items from {folder} into {target}.")
     return index

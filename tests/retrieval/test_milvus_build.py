@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,16 @@ from retrieval_helpers import LABELS, write_image
 from paddlex_feat import create_model
 from paddlex_feat.cli import main
 from paddlex_feat.retrieval import load_index
-from paddlex_feat.retrieval.milvus_build import fill_collection, shard_slice
-from paddlex_feat.retrieval.milvus_store import MilvusTarget
+from paddlex_feat.retrieval.milvus_build import (
+    IndexOptions,
+    InsertedVectors,
+    fill_collection,
+    measure_collection_recall,
+    shard_slice,
+)
+from paddlex_feat.retrieval.milvus_store import MilvusTarget, id_for_hash
 from paddlex_feat.utils.errors import GalleryIndexError
+from paddlex_feat.utils.logger import logger
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "modules" / "image_feature" / "PP-ShiTuV2_rec.yaml"
@@ -162,3 +171,71 @@ def test_cli_malformed_shard_is_a_usage_error(tmp_path, capsys, shard):
 def test_cli_shard_needs_the_milvus_backend(tmp_path, capsys):
     rc, _ = cli(tmp_path, "Global.mode=build_index", "Index.shard=1/2")
     assert rc == 2 and "needs -o Index.backend=milvus" in capsys.readouterr().err
+
+
+def test_an_ann_build_records_its_recall_at_10_and_a_later_sync_measures_it_again(
+    model, gallery, lite_target
+):
+    options = IndexOptions(index_type="HNSW")
+    index, _ = fill_collection(model, gallery, lite_target, options=options)
+    index.close()
+    with load_index(uri=lite_target.uri, collection=lite_target.collection) as built:
+        how = built.meta.extra["recall_at_10"]
+        assert built.meta.index_type == "HNSW" and 0.0 <= built.meta.recall_at_10 <= 1.0
+        assert how["exact_from"] == "the vectors this build inserted" and how["queries"] == how["rows"] == 12
+    write_image(gallery.parent / "images" / "p01.png", 301)  # one changed image: the rest is not re-inserted
+    index, _ = fill_collection(model, gallery, lite_target, options=options)
+    with index:
+        how = index.meta.extra["recall_at_10"]
+        assert how["exact_from"] == "the collection read back" and how["rows"] == 12
+        assert 0.0 <= index.meta.recall_at_10 <= 1.0
+
+
+def test_a_flat_collection_is_exact_and_nothing_is_read(model, gallery, lite_target, monkeypatch):
+    from paddlex_feat.retrieval.milvus_store import MilvusStore
+
+    monkeypatch.setattr(
+        MilvusStore, "iter_vectors", lambda *a, **k: pytest.fail("Flat needs no exact answers")
+    )
+    with fill_collection(model, gallery, lite_target, options=IndexOptions(index_type="Flat"))[0] as index:
+        assert index.meta.recall_at_10 == 1.0 and index.meta.extra["recall_at_10"]["exact"] is True
+
+
+def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_collection_recall_is_the_share_of_exact_neighbours_found_from_either_source(lite_target, caplog):
+    from paddlex_feat.retrieval.index_types import IndexPlan
+    from paddlex_feat.retrieval.milvus_store import MilvusStore
+    from paddlex_feat.retrieval.store import IndexMeta, ItemRecord
+
+    vectors = unit_rows(400, 16, seed=3)  # uniform noise and 1 of 16 lists probed: recall well under 1
+    records = [ItemRecord(-1, "x", None, hashlib.sha256(str(i).encode()).hexdigest()) for i in range(400)]
+    plan = IndexPlan("IVF", {"nlist": 16, "nprobe": 1})
+    meta = IndexMeta(None, None, 16, index_type="IVF", index_params=plan.params)
+    with MilvusStore.create(lite_target, 16, "IP", plan, meta=meta) as store:
+        inserted = InsertedVectors()
+        inserted.add(store.add(vectors, records), vectors)
+        logged, how = measure_collection_recall(store, inserted)
+        read, how_read = measure_collection_recall(store, None)
+        inserted.close()
+        # the same figure, computed here by a full sort over the vectors and the index's own answers
+        query_ids, queries = store.sample_vectors(200)
+        keys = np.array([id_for_hash(r.content_hash) for r in records])
+        exact = keys[np.argsort(-(queries @ vectors.T), axis=1)[:, :10]]
+        _, found = store.search(queries, 10)
+        expected = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact.tolist(), found.tolist())])
+        assert read == pytest.approx(expected) and how_read["exact_from"] == "the collection read back"
+        assert 0.2 < read < 0.95 and how["exact_from"] == "the vectors this build inserted"
+        assert abs(logged - read) < 0.15  # other query samples of the same index
+        logger.addHandler(caplog.handler)  # the toolkit's logger does not propagate
+        caplog.set_level(logging.INFO, logger=logger.name)
+        try:
+            skipped, how = measure_collection_recall(store, None, max_read=100)
+        finally:
+            logger.removeHandler(caplog.handler)
+        assert (
+            skipped is None and "400 rows" in how["skipped"] and "recall@10 at build skipped" in caplog.text
+        )
