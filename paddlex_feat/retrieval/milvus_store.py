@@ -156,6 +156,12 @@ def connect(target: MilvusTarget, timeout: float = CONNECT_TIMEOUT_S) -> Any:
                 "a Milvus server (-o Index.uri=http://HOST:19530) for parallel writers. If the path is not a "
                 "Milvus Lite folder, choose another Index.uri."
             ) from e
+        if _refused_credentials(e):
+            raise GalleryIndexError(
+                f"Milvus at {target.uri} refused the credentials ({'Index.token / MILVUS_TOKEN' if target.token else 'none were given'}): "
+                f"{_grpc_details(e)}. Set -o Index.token=USER:PASSWORD (or an API key), or the MILVUS_TOKEN "
+                "environment variable, to one the server accepts."
+            ) from e
         raise GalleryIndexError(
             f"Cannot reach Milvus at {target.uri} within {timeout:g} s ({e.message}). Check the address, the "
             "port (gRPC, default 19530) and Index.token, and that the server runs; or keep the gallery in an "
@@ -166,6 +172,19 @@ def connect(target: MilvusTarget, timeout: float = CONNECT_TIMEOUT_S) -> Any:
             key = os.path.abspath(target.uri)
             _lite_users[key] = _lite_users.get(key, 0) + 1
     return client
+
+
+def _refused_credentials(error: Exception) -> bool:
+    """Whether the connection failed on authentication (gRPC UNAUTHENTICATED under pymilvus's CONNECT_FAILED)."""
+    import grpc
+
+    cause = error.__cause__
+    return isinstance(cause, grpc.RpcError) and cause.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _grpc_details(error: Exception) -> str:
+    cause = error.__cause__
+    return str(cause.details()) if cause is not None and hasattr(cause, "details") else str(error)
 
 
 def disconnect(client: Any, target: MilvusTarget) -> None:

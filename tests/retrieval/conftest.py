@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -51,18 +53,56 @@ def gallery(tmp_path: Path) -> Path:
     return root / "gallery.txt"
 
 
-@pytest.fixture(params=["faiss", "milvus"])
+SERVER_TOKEN = "root:Milvus"  # Milvus's default credentials, as Index.token takes them
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory):
+    """``(uri, token)`` of a Milvus server in another process on a free loopback port (tests/retrieval/milvus_server.py)."""
+    data = tmp_path_factory.mktemp("milvus_server") / "data"
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("milvus_server.py")), str(data), SERVER_TOKEN],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = server.stdout.readline()
+    assert line.startswith("PORT "), f"the test Milvus server did not start: {line!r}"
+    yield f"http://127.0.0.1:{int(line.split()[1])}", SERVER_TOKEN
+    server.stdin.close()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+@pytest.fixture
+def server_target(milvus_server):
+    """A fresh collection on the test Milvus server, reached by URL and token."""
+    from paddlex_feat.retrieval.milvus_store import MilvusTarget
+
+    uri, token = milvus_server
+    return MilvusTarget(uri, f"t_{uuid.uuid4().hex[:12]}", token)
+
+
+@pytest.fixture(params=["faiss", "milvus", "milvus_server"])
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path):
-    """The backend of the behaviour tests: None (faiss, the default) or collections in a Milvus Lite file."""
+    """The backend of the behaviour tests: None (faiss, the default), collections in a Milvus Lite file, or
+    collections on a Milvus server reached by ``http://127.0.0.1:PORT`` and a token."""
     if request.param == "faiss":
         yield None
         return
     from paddlex_feat.retrieval.milvus_store import MilvusStore, MilvusTarget
 
     stores = []
+    if request.param == "milvus_server":
+        uri, token = request.getfixturevalue("milvus_server")
+        prefix = f"t_{uuid.uuid4().hex[:12]}"
+    else:
+        uri, token, prefix = str(tmp_path / "gallery.db"), None, "gallery"
 
     def in_milvus(dim, metric, plan, train):
-        target = MilvusTarget(str(tmp_path / "gallery.db"), f"gallery_{len(stores)}")
+        target = MilvusTarget(uri, f"{prefix}_{len(stores)}", token)
         stores.append(MilvusStore.create(target, dim, metric, plan))
         return stores[-1]
 

@@ -1,7 +1,7 @@
 """GalleryIndex with a real (stand-in) model: build, search, add, remove, upsert, sync, and bad input.
 
-The tests that take ``index`` or ``store_factory`` run on each backend (faiss, and a Milvus Lite
-collection; see conftest.py). Ids differ between backends (PaddleX's 0, 1, 2, ... in faiss, content
+The tests that take ``index`` or ``store_factory`` run on each backend (faiss, a collection in a Milvus
+Lite file, and one on a Milvus server reached by URL and token; see conftest.py). Ids differ between backends (PaddleX's 0, 1, 2, ... in faiss, content
 keys in Milvus), so those tests look ids up with ``ids_of``; PaddleX's numbering has its own faiss test.
 """
 
@@ -38,7 +38,7 @@ def reopen(index, tmp_path, model=None):
     if index.store.backend == "milvus":
         target = index.store.target
         index.close()
-        return load_index(uri=target.uri, collection=target.collection, model=model)
+        return load_index(uri=target.uri, collection=target.collection, token=target.token, model=model)
     index.save(tmp_path / "idx")
     return load_index(tmp_path / "idx", model=model)
 

@@ -239,3 +239,41 @@ def test_collection_recall_is_the_share_of_exact_neighbours_found_from_either_so
         assert (
             skipped is None and "400 rows" in how["skipped"] and "recall@10 at build skipped" in caplog.text
         )
+
+
+def test_two_shards_through_a_server_url_equal_one_build_and_record_recall(model, gallery, server_target):
+    one = MilvusTarget(server_target.uri, server_target.collection + "_one", server_target.token)
+    with fill_collection(model, gallery, one)[0] as full:
+        expected = items(full)
+    for i in (1, 2):  # one after another: Milvus Lite's server takes one writer per collection at a time
+        fill_collection(model, gallery, server_target, shard=(i, 2), options=IndexOptions(index_type="HNSW"))[
+            0
+        ].close()
+    with load_index(
+        uri=server_target.uri, collection=server_target.collection, token=server_target.token
+    ) as sharded:
+        assert items(sharded) == expected and sharded.meta.index_type == "HNSW"
+        how = sharded.meta.extra["recall_at_10"]  # shard 2 saw shard 1's rows: the collection was read back
+        assert how["exact_from"] == "the collection read back" and how["rows"] == 12
+        assert 0.0 <= sharded.meta.recall_at_10 <= 1.0
+
+
+def test_cli_builds_and_searches_on_a_server_by_url_and_token(
+    tmp_path, gallery, tiny_model_dir, server_target, capsys
+):
+    common = [
+        "Index.backend=milvus",
+        f"Index.uri={server_target.uri}",
+        f"Index.token={server_target.token}",
+        f"Index.collection={server_target.collection}",
+        f"Index.model_dir={tiny_model_dir}",
+        "Global.device=cpu",
+    ]
+    rc, result = cli(tmp_path, "Global.mode=build_index", f"Index.gallery={gallery}", *common)
+    assert rc == 0 and result["num_added"] == 12 and result["count"] == 12
+    query = gallery.parent / "images" / "p06.png"
+    rc, result = cli(tmp_path, "Global.mode=search", f"Predict.input={query}", "Index.top_k=1", *common)
+    assert rc == 0 and result["results"][0]["label"] == LABELS[2]
+    rc, result = cli(tmp_path, "Global.mode=search", f"Predict.input={query}", *common[:2], *common[3:])
+    assert rc != 0 and result.get("done_flag") is False  # no token: refused, and the result file says so
+    assert "refused the credentials (none were given)" in capsys.readouterr().err

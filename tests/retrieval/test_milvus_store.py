@@ -270,3 +270,43 @@ def test_creating_without_a_model_over_a_filled_collection_is_refused(lite_targe
         store.add(unit_rows(3), records(3))
     with pytest.raises(GalleryIndexError, match="already holds 3 items"):
         MilvusStore.create(lite_target, 16, "IP", IndexPlan("Flat"))  # a store_factory knows no model
+
+
+def test_a_server_by_url_and_token_stores_searches_and_reopens(server_target, monkeypatch):
+    vectors, recs = unit_rows(30, seed=4), records(30)
+    with MilvusStore.create(server_target, 16, "IP", IndexPlan("Flat"), meta=meta()) as store:
+        ids = store.add(vectors, recs)
+        assert store.add(vectors[:5], recs[:5]).tolist() == ids[:5].tolist() and store.count() == 30
+    host = server_target.uri.removeprefix("http://")
+    monkeypatch.setenv(
+        "MILVUS_TOKEN", server_target.token
+    )  # the token from the environment, as in CI secrets
+    with MilvusStore.open(parse_milvus_url(f"milvus://{host}/{server_target.collection}")) as store:
+        _, found = store.search(vectors[:3], 1)
+        assert found[:, 0].tolist() == ids[:3].tolist() and store.read_meta().model_hash == "a" * 64
+
+
+def test_a_server_refuses_a_wrong_or_missing_token_and_the_error_says_index_token(server_target):
+    with MilvusStore.create(server_target, 16, "IP", IndexPlan("Flat"), meta=meta()):
+        pass
+    for token, given in (("root:wrong", "Index.token / MILVUS_TOKEN"), (None, "none were given")):
+        start = time.monotonic()
+        with pytest.raises(GalleryIndexError) as err:
+            MilvusStore.open(MilvusTarget(server_target.uri, server_target.collection, token), timeout=5)
+        assert time.monotonic() - start < 5
+        assert f"Milvus at {server_target.uri} refused the credentials ({given})" in str(err.value)
+        assert "-o Index.token=" in str(err.value)
+
+
+def test_a_closed_port_fails_within_the_timeout_and_names_the_uri():
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    uri = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()  # nothing listens there now: connection refused, retried by gRPC until the timeout
+    start = time.monotonic()
+    with pytest.raises(GalleryIndexError) as err:
+        MilvusStore.open(MilvusTarget(uri, "products"), timeout=2)
+    assert time.monotonic() - start < 10
+    assert f"Cannot reach Milvus at {uri} within 2 s" in str(
+        err.value
+    ) and "Index.uri=output/gallery.db" in str(err.value)
