@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,18 +235,22 @@ class InsertedVectors:
         self._file.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
         self._ids.append(np.asarray(ids, dtype=np.int64))
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of every distinct inserted item; the vectors are a read-only map of the temp file."""
-        ids = np.concatenate(self._ids) if self._ids else np.zeros(0, np.int64)
-        if not len(ids):
-            return ids, np.zeros((0, self._dim), np.float32)
-        self._file.flush()
-        vectors = np.memmap(self._file, np.float32, "r", shape=(len(ids), self._dim))
-        _, first = np.unique(ids, return_index=True)  # an item re-inserted in one run is one item
-        if len(first) < len(ids):
-            keep = np.sort(first)
-            return ids[keep], vectors[keep]
-        return ids, vectors
+    def ids(self) -> np.ndarray:
+        """The ids of the logged rows, in insertion order."""
+        return np.concatenate(self._ids) if self._ids else np.zeros(0, np.int64)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Logged rows ``start:stop``, read from the file (not mapped: 2 GB of pages do not stay resident)."""
+        self._file.seek(start * self._dim * 4)
+        data = self._file.read((stop - start) * self._dim * 4)
+        return np.frombuffer(data, np.float32).reshape(-1, self._dim)
+
+    def blocks(self, keep: np.ndarray, rows: int = READ_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of the rows where ``keep`` is true, ``rows`` logged rows at a time."""
+        ids = self.ids()
+        for start in range(0, len(ids), rows):
+            mask = keep[start : start + rows]
+            yield ids[start : start + rows][mask], self.read(start, start + len(mask))[mask]
 
     def close(self) -> None:
         self._file.close()
@@ -285,24 +289,26 @@ def measure_collection_recall(
         return 1.0, {"exact": True, "rows": count}
     if count == 0:
         return None, {"skipped": "the collection is empty"}
-    ids, vectors = inserted.arrays() if inserted is not None and not inserted.overflow else (None, None)
-    if ids is not None and len(ids) == count:
+    logged = inserted.ids() if inserted is not None and not inserted.overflow else np.zeros(0, np.int64)
+    keep = np.zeros(len(logged), bool)
+    keep[np.unique(logged, return_index=True)[1]] = True  # an item re-inserted in one run is one item
+    if inserted is not None and keep.sum() == count:
         source = "the vectors this build inserted"
-        pick = np.random.default_rng(0).choice(count, size=min(sample, count), replace=False)
-        query_ids, queries = ids[pick], np.asarray(vectors[pick])
-        blocks = (
-            (ids[s : s + READ_CHUNK], np.asarray(vectors[s : s + READ_CHUNK]))
-            for s in range(0, count, READ_CHUNK)
-        )
+        rows = np.random.default_rng(0).choice(np.flatnonzero(keep), size=min(sample, count), replace=False)
+        query_ids = logged[rows]
+        queries = np.concatenate([inserted.read(r, r + 1) for r in rows])
+        blocks = inserted.blocks(keep)
     elif count <= max_read:
         source = "the collection read back"
         query_ids, queries = store.sample_vectors(sample)
         blocks = store.iter_vectors()
     else:
-        reason = (
-            f"the collection holds {count} rows, not only this build's, and reading more than {max_read} back "
-            "for exact answers costs more than the build"
+        why = (
+            f"this build inserted more than the {inserted.max_rows} rows kept for exact answers"
+            if inserted is not None and inserted.overflow
+            else f"the collection holds {count} rows, not only this build's"
         )
+        reason = f"{why}, and reading more than {max_read} back for exact answers costs more than the build"
         logger.info(f"Milvus {store.target}: recall@{k} at build skipped: {reason}.")
         return None, {"skipped": reason, "rows": count}
     k = min(k, count)
