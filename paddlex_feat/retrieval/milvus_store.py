@@ -14,6 +14,10 @@ pymilvus 3.0.2 (and plan around):
 - Collection properties keep arbitrary key/values (the schema description does not survive): our meta
   lives there as JSON under ``paddlex_feat.meta``, written at creation and checked on every open.
 - Filter templates (``filter_params``) are not supported: filters are literals built by ``_literal``.
+- Segment indexes are built by a background worker after each flush; until then a segment is searched by
+  brute force (exact). ``describe_index`` always answers "Finished", so ``wait_for_index`` drains the
+  in-process engine's queue instead (a Lite server in another process cannot be waited for).
+- ``milvus-lite server`` serves the same engine on a TCP port; it checks no credentials.
 
 Ids are the first 63 bits of each image's sha256 (``id_for_hash``), so the same image always gets the
 same primary key and an insert is an upsert: a retried batch or a repeated shard duplicates nothing.
