@@ -191,6 +191,7 @@ class GalleryIndex:
         )
         index = cls(store, meta)
         if plan.index_type != "Flat":
+            store.wait_for_index()  # searched before a database's background index build ends: brute force
             meta.recall_at_10 = measure_recall(store, vectors, ids)
             logger.info(
                 f"Index: {plan.index_type} recall@{RECALL_K} against exact search {meta.recall_at_10:.3f}"

@@ -148,6 +148,11 @@ class VectorStore(ABC):
     def save(self, path: str | None = None) -> None:  # noqa: B027 - optional: stores that persist themselves
         """Persist everything to ``path`` atomically (a store that writes as it goes may ignore it)."""
 
+    def wait_for_index(self) -> bool:
+        """Block until searches go through the built index (a database may build it in the background); True
+        when they do. faiss builds it as vectors are added."""
+        return True
+
     def compact(self) -> int:
         """Reclaim the space of removed items; returns how many were dropped (0 if nothing to do)."""
         return 0
