@@ -19,21 +19,20 @@ machine shared with other jobs compare the ratios, not the absolute figures.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
-import logging
 import os
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 from paths import ROOT, bench_dataset
 
 sys.path.insert(0, str(ROOT))
+HTTP_LOAD = Path(__file__).resolve().parent / "http_load.py"
 CONFIG = ROOT / "configs" / "modules" / "image_feature" / "PP-ShiTuV2_rec.yaml"
 SHARED_IMAGES = bench_dataset() / "images"  # $BENCH_DATASET, else ../shared/...; the demo when absent
 
@@ -104,7 +103,9 @@ def start_server(model_dir: Path, work_dir: Path, args: argparse.Namespace) -> t
     cmd = [sys.executable, str(ROOT / "main.py"), "-c", str(CONFIG)]
     for key, value in overrides.items():
         cmd += ["-o", f"{key}={value}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the server's own log goes to a file: the evidence for any error in the table
+    with open(work_dir / "serve.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -121,54 +122,41 @@ def start_server(model_dir: Path, work_dir: Path, args: argparse.Namespace) -> t
     raise SystemExit("the service did not answer /health within 120 s")
 
 
-async def load_level(
-    url: str, bodies: list[bytes], clients: int, max_requests: int, max_seconds: float
+def load_level(
+    url: str, bodies_file: Path, clients: int, max_requests: int, max_seconds: float, pid: int | None = None
 ) -> dict:
-    """``clients`` concurrent loops POSTing /features until ``max_requests`` in all or ``max_seconds``."""
-    import httpx
+    """``clients`` concurrent clients POSTing /features (bench/http_load.py, in its own process) until
+    ``max_requests`` in all or ``max_seconds``; with the server's ``pid``, also the server's CPU time and
+    its mean batch size over the level (from /metrics)."""
+    cmd = [sys.executable, str(HTTP_LOAD), url + "/features", str(bodies_file)]
+    cmd += ["--clients", str(clients), "--requests", str(max_requests), "--seconds", str(max_seconds)]
+    before_cpu, before_batches = (cpu_seconds(pid), batch_stats(url)) if pid else (0.0, (0.0, 0.0))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    result = json.loads(out)
+    if pid:
+        images, calls = (a - b for a, b in zip(batch_stats(url), before_batches))
+        result["server_cpu_s"] = cpu_seconds(pid) - before_cpu
+        result["mean_batch"] = images / calls if calls else 0.0
+    return result
 
-    latencies: list[float] = []
-    codes: dict[str, int] = {}
-    sent = 0
-    stop_at = time.monotonic() + max_seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async def client(client_id: int, http: httpx.AsyncClient) -> None:
-        nonlocal sent
-        while sent < max_requests and time.monotonic() < stop_at:
-            body = bodies[sent % len(bodies)]
-            sent += 1
-            start = time.perf_counter()
-            try:
-                r = await http.post(
-                    url + "/features", content=body, headers={"content-type": "application/json"}
-                )
-                code = str(r.status_code)
-            except httpx.HTTPError as e:
-                code = type(e).__name__
-            if code == "200":
-                latencies.append(time.perf_counter() - start)
-            codes[code] = codes.get(code, 0) + 1
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        start = time.perf_counter()
-        await asyncio.gather(*(client(i, http) for i in range(clients)))
-        wall = time.perf_counter() - start
-    ok = codes.get("200", 0)
-    lat = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
-    return {
-        "clients": clients,
-        "requests": sum(codes.values()),
-        "ok": ok,
-        "codes": codes,
-        "errors": sum(v for k, v in codes.items() if k not in ("200", "503")),
-        "shed_503": codes.get("503", 0),
-        "images_per_s": ok / wall,
-        "p50_ms": float(np.percentile(lat, 50)),
-        "p95_ms": float(np.percentile(lat, 95)),
-        "p99_ms": float(np.percentile(lat, 99)),
-        "seconds": wall,
-    }
+
+def batch_stats(url: str) -> tuple[float, float]:
+    """(images, model calls) so far, from the service's batch-size histogram."""
+    import urllib.request
+
+    text = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
+    values = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("paddlex_feat_batch_size_")
+    )
+    return float(values.get("paddlex_feat_batch_size_sum", 0)), float(
+        values.get("paddlex_feat_batch_size_count", 0)
+    )
 
 
 def rss_mb(pid: int) -> float:
@@ -179,15 +167,16 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def soak(url: str, bodies: list[bytes], pid: int, seconds: float, clients: int = 16) -> dict:
+def soak(url: str, bodies_file: Path, pid: int, seconds: float, clients: int = 16) -> dict:
     """``clients`` clients for ``seconds``, sampling the server's RSS every few seconds."""
     samples: list[tuple[float, float]] = []
     start = time.monotonic()
-    task = asyncio.create_task(load_level(url, bodies, clients, 10**9, seconds))
-    while not task.done():
-        samples.append((time.monotonic() - start, rss_mb(pid)))
-        await asyncio.sleep(min(5.0, seconds / 20))
-    result = await task
+    with ThreadPoolExecutor(1) as pool:
+        task = pool.submit(load_level, url, bodies_file, clients, 10**9, seconds)
+        while not task.done():
+            samples.append((time.monotonic() - start, rss_mb(pid)))
+            time.sleep(min(5.0, seconds / 20))
+        result = task.result()
     warm = [mb for t, mb in samples if t >= min(30.0, seconds / 5)] or [mb for _, mb in samples]
     result.update(
         rss_first_mb=warm[0], rss_last_mb=warm[-1], rss_max_mb=max(warm), rss_growth=warm[-1] / warm[0] - 1
@@ -196,15 +185,19 @@ async def soak(url: str, bodies: list[bytes], pid: int, seconds: float, clients:
 
 
 def table(rows: list[dict], offline_best: float) -> str:
+    """The README's table; the last three columns say where the CPU time went."""
     lines = [
-        "| clients | requests | images/s | x offline | p50 ms | p95 ms | p99 ms | p99/p50 | 503 | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| clients | requests | images/s | x offline | p50 ms | p95 ms | p99 ms | p99/p50 | 503 | errors "
+        "| mean batch | server CPU ms/request | client CPU ms/request |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        n = max(r["requests"], 1)
         lines.append(
             f"| {r['clients']} | {r['requests']} | {r['images_per_s']:.1f} | {r['images_per_s'] / offline_best:.2f} | "
             f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | {r['p99_ms'] / max(r['p50_ms'], 1e-9):.2f} | "
-            f"{r['shed_503']} | {r['errors']} |"
+            f"{r['shed_503']} | {r['errors']} | {r['mean_batch']:.1f} | {1000 * r['server_cpu_s'] / n:.1f} | "
+            f"{1000 * r['client_cpu_s'] / n:.2f} |"
         )
     return "\n".join(lines)
 
@@ -228,12 +221,15 @@ def main() -> int:
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of soak at 16 clients (0: skip)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would swamp the table
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     model_dir = args.model_dir or export_untrained(args.work_dir)
     paths = image_files(args.images)
-    bodies = [json.dumps({"images": [base64.b64encode(p.read_bytes()).decode()]}).encode() for p in paths]
+    # the request bodies are encoded once, before anything is timed; the client process reads them
+    bodies = args.work_dir / "bodies.jsonl"
+    bodies.write_text(
+        "".join(json.dumps({"images": [base64.b64encode(p.read_bytes()).decode()]}) + "\n" for p in paths)
+    )
     offline = offline_throughput(model_dir, paths, args.threads, [1, 4, 8, 16])
     best_batch = max(offline, key=offline.get)
     print(f"offline predict images/s by batch size: {', '.join(f'{b}: {v:.1f}' for b, v in offline.items())}")
@@ -241,20 +237,18 @@ def main() -> int:
     proc, url = start_server(model_dir, args.work_dir, args)
     report: dict = {"offline": offline, "best_batch": best_batch, "threads": args.threads, "levels": []}
     try:
-        asyncio.run(load_level(url, bodies, 2 * args.max_batch_size, 4 * args.max_batch_size, 20))  # warm-up
+        load_level(url, bodies, 2 * args.max_batch_size, 4 * args.max_batch_size, 20)  # warm-up
         for clients in args.clients:
-            report["levels"].append(
-                asyncio.run(load_level(url, bodies, clients, args.requests, args.seconds))
-            )
+            report["levels"].append(load_level(url, bodies, clients, args.requests, args.seconds, proc.pid))
         if args.overload:
-            over = asyncio.run(
-                load_level(url, bodies, args.overload, max(args.requests, 2 * args.overload), args.seconds)
+            over = load_level(
+                url, bodies, args.overload, max(args.requests, 2 * args.overload), args.seconds, proc.pid
             )
-            after = asyncio.run(load_level(url, bodies, 4, 40, 10))
+            after = load_level(url, bodies, 4, 40, 10, proc.pid)
             report["overload"], report["after_overload"] = over, after
             report["levels"].append(over)
         if args.soak:
-            report["soak"] = asyncio.run(soak(url, bodies, proc.pid, args.soak))
+            report["soak"] = soak(url, bodies, proc.pid, args.soak)
         report["server_alive"] = proc.poll() is None
     finally:
         proc.terminate()
@@ -282,6 +276,9 @@ def main() -> int:
             f"{args.overload} clients: {over['shed_503']} answered 503, {over['errors']} errors; right after: "
             f"{after['ok']}/{after['requests']} answered 200; server alive: {report['server_alive']}"
         )
+    for level in report["levels"]:
+        for detail in level["error_details"]:
+            print(f"{level['clients']} clients, error: {detail}")
     if args.soak:
         s = report["soak"]
         print(
