@@ -2,18 +2,29 @@
 
 Starts ``main.py -o Global.mode=serve`` on loopback, then runs bounded concurrent clients (1, 4,
 16, 64 by default; each run capped by --requests and --seconds) that POST one image each to
-/features, and prints images/s, p50/p95/p99 latency and errors per level. Before the service
-starts, the offline predictor's throughput is measured on the same images at several batch
-sizes, and the best is the reference for the goal "served >= 0.9x offline at 16 clients".
-An overload level (256 clients by default) checks that the service sheds load with 503s and
-answers normally right after. ``--soak SECONDS`` adds a soak at 16 clients that samples the
-server's RSS.
+/features, and prints images/s, p50/p95/p99 latency, errors, the mean batch the model ran and the
+server's and client's CPU per request for each level. An overload level (256 clients by default)
+checks that the service sheds load with 503s and answers normally right after. ``--soak SECONDS``
+adds a soak at 16 clients that samples the server's RSS.
+
+The clients (``bench/http_load.py``) run in their own process, without Paddle: keep-alive HTTP/1.1
+connections, request bodies base64-encoded and serialised once before any timing, and each 200
+parsed and checked (one 512-float row) as a client would. Their CPU per request is in the table.
+
+The offline reference, in the same run: ``Predictor.predict`` over the same image files at batch
+sizes 1, 4, 8 and 16 (after one warm-up pass each), i.e. read each file, decode it (OpenCV),
+BGR->RGB, resize and normalise as inference.yml says, run the model and L2-normalise, with the
+decoding running ahead on two threads; the same number of math threads as the service. The best
+batch size's rate, averaged with a second measurement after the service stopped (the load of a
+shared machine drifts), is the reference for the goal "served >= 0.9x offline at 16 clients".
+The served path does all of that plus HTTP, JSON and base64 per request.
 
     python bench/serve_load.py [--model-dir DIR] [--seconds 10] [--requests 400] [--soak 300]
 
 Without --model-dir an untrained PP-ShiTuV2_rec (the real network; speed does not depend on the
 weights) is exported into --work-dir first. Clients and server share the machine's cores: on a
-machine shared with other jobs compare the ratios, not the absolute figures.
+machine shared with other jobs compare the ratios, not the absolute figures. The server's log is
+kept in --work-dir/serve.log.
 """
 
 from __future__ import annotations
@@ -220,7 +231,22 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of soak at 16 clients (0: skip)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--out", type=Path, default=None, help="also write the report (markdown) here")
     args = parser.parse_args()
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        if text:
+            lines.extend([text, ""])  # one markdown paragraph (or the whole table) each
+
+    say(f"Date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine()}")
+    say(f"Command: `python bench/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`")
+    say(
+        f"Service: max_batch_size {args.max_batch_size}, max_wait_ms {args.max_wait_ms}, max_queue "
+        f"{args.max_queue}, workers {args.workers}, {args.threads} math threads; load average at start "
+        f"{os.getloadavg()[0]:.1f}"
+    )
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     model_dir = args.model_dir or export_untrained(args.work_dir)
@@ -232,7 +258,7 @@ def main() -> int:
     )
     offline = offline_throughput(model_dir, paths, args.threads, [1, 4, 8, 16])
     best_batch = max(offline, key=offline.get)
-    print(f"offline predict images/s by batch size: {', '.join(f'{b}: {v:.1f}' for b, v in offline.items())}")
+    say(f"offline predict images/s by batch size: {', '.join(f'{b}: {v:.1f}' for b, v in offline.items())}")
 
     proc, url = start_server(model_dir, args.work_dir, args)
     report: dict = {"offline": offline, "best_batch": best_batch, "threads": args.threads, "levels": []}
@@ -258,36 +284,56 @@ def main() -> int:
     # reference is the mean of the two measurements at the best batch size
     after = offline_throughput(model_dir, paths, args.threads, [best_batch])[best_batch]
     report["offline_after"] = after
-    offline[best_batch] = (offline[best_batch] + after) / 2
+    before = offline[best_batch]
+    offline[best_batch] = (before + after) / 2
     best = offline[best_batch]
-    print(
-        f"\noffline best: {best:.1f} images/s at batch {best_batch} ({args.threads} threads; mean of before and after)\n"
+    say(
+        f"offline best: {best:.1f} images/s at batch {best_batch} ({args.threads} threads; mean of "
+        f"{before:.1f} before and {after:.1f} after the service ran); "
+        f"load average at the end {os.getloadavg()[0]:.1f}"
     )
-    print(table(report["levels"], best))
+    say()
+    say(table(report["levels"], best))
+    say()
     at16 = next((r for r in report["levels"] if r["clients"] == 16), None)
     if at16:
-        print(
-            f"\n16 clients: {at16['images_per_s'] / best:.2f}x offline (goal >= 0.90), errors {at16['errors']} "
+        say(
+            f"16 clients: {at16['images_per_s'] / best:.2f}x offline (goal >= 0.90), errors {at16['errors']} "
             f"(goal 0), p99/p50 {at16['p99_ms'] / at16['p50_ms']:.2f} (goal <= 3)"
         )
     if args.overload:
         over, after = report["overload"], report["after_overload"]
-        print(
+        say(
             f"{args.overload} clients: {over['shed_503']} answered 503, {over['errors']} errors; right after: "
             f"{after['ok']}/{after['requests']} answered 200; server alive: {report['server_alive']}"
         )
     for level in report["levels"]:
         for detail in level["error_details"]:
-            print(f"{level['clients']} clients, error: {detail}")
+            say(f"{level['clients']} clients, error: {detail}")
     if args.soak:
         s = report["soak"]
-        print(
+        say(
             f"soak {args.soak:.0f} s at 16 clients: {s['ok']} answered, {s['errors']} errors, RSS "
             f"{s['rss_first_mb']:.0f} -> {s['rss_last_mb']:.0f} MB ({100 * s['rss_growth']:+.1f}%, goal within 10%)"
         )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+    if args.out:
+        args.out.write_text("\n".join(lines))
     return 0
+
+
+def machine() -> str:
+    """CPU model and core count, from /proc (what the figures depend on)."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    return f"{model}, {len(os.sched_getaffinity(0))} cores"
 
 
 if __name__ == "__main__":
