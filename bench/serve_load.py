@@ -16,7 +16,10 @@ sizes 1, 4, 8 and 16 (after one warm-up pass each), i.e. read each file, decode 
 BGR->RGB, resize and normalise as inference.yml says, run the model and L2-normalise, with the
 decoding running ahead on two threads; the same number of math threads as the service. The best
 batch size's rate, averaged with a second measurement after the service stopped (the load of a
-shared machine drifts), is the reference for the goal "served >= 0.9x offline at 16 clients".
+shared machine drifts), is the reference of the table's "x offline" column. The goal's figure,
+"served >= 0.9x offline at 16 clients", comes from --rounds paired rounds: offline at the best
+batch size, then 16 clients, alternately, so that each served figure has an offline one measured
+under nearly the same load beside it; the median of their ratios is reported.
 The served path does all of that plus HTTP, JSON and base64 per request.
 
     python bench/serve_load.py [--model-dir DIR] [--seconds 10] [--requests 400] [--soak 300]
