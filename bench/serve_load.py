@@ -23,6 +23,7 @@ under nearly the same load beside it; the median of their ratios is reported.
 The served path does all of that plus HTTP, JSON and base64 per request.
 
     python bench/serve_load.py [--model-dir DIR] [--seconds 10] [--requests 400] [--soak 300]
+                               [--hpip onnxruntime]   # both sides on a high-performance backend
 
 Without --model-dir an untrained PP-ShiTuV2_rec (the real network; speed does not depend on the
 weights) is exported into --work-dir first. Clients and server share the machine's cores: on a
@@ -111,6 +112,8 @@ def start_server(model_dir: Path, work_dir: Path, args: argparse.Namespace) -> t
         "Serve.workers": args.workers,
         "Serve.cpu_threads": args.threads,
     }
+    if args.hpip:
+        overrides.update({"Serve.use_hpip": True, "Serve.hpi_config.backend": args.hpip})
     cmd = [sys.executable, str(ROOT / "main.py"), "-c", str(CONFIG)]
     for key, value in overrides.items():
         cmd += ["-o", f"{key}={value}"]
@@ -233,6 +236,9 @@ def main() -> int:
         "--rounds", type=int, default=5, help="paired rounds of offline then 16 clients (the goal's ratio)"
     )
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of soak at 16 clients (0: skip)")
+    parser.add_argument(
+        "--hpip", default=None, help="a high-performance backend (onnxruntime, openvino) for both sides"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--out", type=Path, default=None, help="also write the report (markdown) here")
     args = parser.parse_args()
@@ -247,7 +253,8 @@ def main() -> int:
     say(f"Command: `python bench/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`")
     say(
         f"Service: max_batch_size {args.max_batch_size}, max_wait_ms {args.max_wait_ms}, max_queue "
-        f"{args.max_queue}, workers {args.workers}, {args.threads} math threads; load average at start "
+        f"{args.max_queue}, workers {args.workers}, {args.threads} math threads, backend "
+        f"{args.hpip or 'paddle'}; load average at start "
         f"{os.getloadavg()[0]:.1f}"
     )
 
@@ -261,7 +268,8 @@ def main() -> int:
     )
     from paddlex_feat.inference.predictor import Predictor
 
-    predictor = Predictor(model_dir, cpu_threads=args.threads)
+    hpi = {"use_hpip": True, "hpi_config": {"backend": args.hpip}} if args.hpip else {}
+    predictor = Predictor(model_dir, cpu_threads=args.threads, **hpi)
     offline = offline_throughput(predictor, paths, [1, 4, 8, 16])
     best_batch = max(offline, key=offline.get)
     say(f"offline predict images/s by batch size: {', '.join(f'{b}: {v:.1f}' for b, v in offline.items())}")
