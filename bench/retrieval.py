@@ -169,21 +169,12 @@ def time_search(store, q: np.ndarray, single: int, params: dict | None) -> tuple
     return single_qps, len(q) / (time.perf_counter() - t), ids
 
 
-def plan_of(kind: str, n: int):
-    """The plan of a --types entry: an index type, or ``HNSW+refine<K>`` (HNSW with Index.refine=K)."""
-    from paddlex_feat.retrieval.index_types import plan_index
-
-    if "+refine" in kind:
-        base, k = kind.split("+refine")
-        return plan_index(base, n, DIM, refine=int(k or 4))
-    return plan_index(kind, n, DIM)
-
-
 def worker(index_type: str, data: Path, queries: int, single: int, out: Path, sweep: str = "") -> None:
     """Build one index type, time it (and each --sweep value of its search knob), write its figures."""
     import faiss
 
     from paddlex_feat.retrieval.faiss_store import FaissStore
+    from paddlex_feat.retrieval.index_types import plan_index
     from paddlex_feat.retrieval.store import ItemRecord
 
     faiss.omp_set_num_threads(len(os.sched_getaffinity(0)))
@@ -193,7 +184,7 @@ def worker(index_type: str, data: Path, queries: int, single: int, out: Path, sw
     base = rss_mb()
     sampler = PeakRSS()
     start = time.perf_counter()
-    plan = plan_of(index_type, len(gallery))
+    plan = plan_index(index_type, len(gallery), DIM)
     store = FaissStore.create(DIM, "IP", plan, gallery)
     for s in range(0, len(gallery), 200_000):  # ids and records as GalleryIndex adds them
         chunk = gallery[s : s + 200_000]
@@ -288,7 +279,7 @@ def bench_index(args: argparse.Namespace) -> None:
             ("milvus_worker", k, f"Milvus Lite {k}") for k in args.types if k != "IVF_PQ" and "+" not in k
         ]
     for worker_name, kind, name in runs:
-        out = CACHE / f"result_{name.replace(' ', '_').replace('+', '_')}_{args.n}.json"
+        out = CACHE / f"result_{name.replace(' ', '_')}_{args.n}.json"
         single = args.flat_single if kind == "Flat" else args.single
         queries = args.flat_queries if kind == "Flat" else args.queries
         cmd = [sys.executable, __file__, worker_name, kind, str(data), str(queries), str(single), str(out)]
@@ -316,7 +307,7 @@ def bench_index(args: argparse.Namespace) -> None:
         params = ",".join(
             f"{k}={v}"
             for k, v in r["params"].items()
-            if k in ("nlist", "nprobe", "M", "ef_construction", "ef_search", "refine", "pq_m", "pq_bits")
+            if k in ("nlist", "nprobe", "M", "ef_construction", "ef_search", "pq_m", "pq_bits")
         )
         print(
             f"| {kind} | {params or '-'} | {r['build_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_mb']:.0f} | "
@@ -432,7 +423,7 @@ def main() -> None:
         "--types",
         nargs="+",
         default=["Flat", "HNSW", "IVF", "IVF_PQ"],
-        help="index types; HNSW+refine4 is HNSW with Index.refine=4",
+        help="index types to build beside Flat",
     )
     p.add_argument("--queries", type=int, default=1000, help="batched queries (recall is judged on Flat's)")
     p.add_argument("--single", type=int, default=500, help="one-at-a-time queries timed per ANN type")

@@ -5,8 +5,8 @@ Run it with the side venv that holds PaddleX (never imported by paddlex_feat its
     .venv-ref/bin/python tools/check_paddlex_index.py --our-python .venv/bin/python   # tools/make_ref_venv.sh
 
 1. Our venv exports a PP-ShiTuV2_rec (random weights, spread BN statistics, as check_paddlex_load.py)
-   and, for each index type (and HNSW with ``--refine``: 8-bit codes re-ranked on float32), builds an
-   index of the demo gallery with labels that hold spaces, then searches the demo queries (top-1 labels).
+   and, for each index type, builds an index of the demo gallery with labels that hold spaces, then
+   searches the demo queries (top-1 labels).
 2. PaddleX opens each of our folders with ``FaissIndexer`` (what its PP-ShiTuV2 pipeline does with
    ``index=``), embeds the same queries with its own predictor, and must give the same top-1 labels.
 3. PaddleX builds its own indexes (``FaissBuilder.build``, Flat / HNSW32 / IVF) and saves them; our
@@ -39,8 +39,7 @@ model_dir, work, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 model = create_model("PP-ShiTuV2_rec", model_dir=model_dir, batch_size=16)
 out = {}
 for kind in spec["build"]:
-    refine = spec.get("refine") if kind == "HNSW_refine" else None
-    index = build_index(model, (spec["gallery"], spec["labels"]), index_type=kind.split("_refine")[0], refine=refine)
+    index = build_index(model, (spec["gallery"], spec["labels"]), index_type=kind)
     index.save(f"{work}/ours_{kind}")
     out[f"ours_{kind}"] = [r["labels"][0] for r in index.search(spec["queries"], top_k=1)]
 for name in spec["load"]:
@@ -86,9 +85,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--our-python", default=str(ROOT / ".venv" / "bin" / "python"))
     parser.add_argument("--types", nargs="+", default=["Flat", "HNSW", "IVF"])
-    parser.add_argument("--refine", type=int, default=4, help="also an HNSW with Index.refine=K (0: none)")
     args = parser.parse_args()
-    built = args.types + (["HNSW_refine"] if args.refine else [])  # ours only: PaddleX builds no refine index
 
     work = Path(tempfile.mkdtemp(prefix="pxf_index_check_"))
     model_dir = work / "inference"
@@ -101,9 +98,8 @@ def main() -> int:
     gallery, labels, queries = demo_gallery()
 
     # 1. ours builds and searches
-    ours = run_ours(args.our_python, model_dir, work, {"build": built, "load": [], "gallery": gallery,
-                                                        "labels": labels, "queries": queries,
-                                                        "refine": args.refine})  # fmt: skip
+    ours = run_ours(args.our_python, model_dir, work, {"build": args.types, "load": [], "gallery": gallery,
+                                                        "labels": labels, "queries": queries})  # fmt: skip
 
     # 2. PaddleX searches our folders with its own features
     from paddlex import create_model
@@ -115,7 +111,7 @@ def main() -> int:
         [np.asarray(r["feature"], dtype=np.float32).reshape(-1) for r in model.predict(queries, batch_size=1)]
     )
     summary: dict = {"queries": len(queries), "gallery": len(gallery), "checks": []}
-    for kind in built:
+    for kind in args.types:
         theirs = [p["label"][0] for p in FaissIndexer(str(work / f"ours_{kind}"))(features, 0.0, None, 1)]
         same = sum(a == b for a, b in zip(theirs, ours[f"ours_{kind}"]))
         summary["checks"].append({"built_by": "paddlex_feat", "index_type": kind, "searched_by": "PaddleX",

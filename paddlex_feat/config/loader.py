@@ -319,8 +319,6 @@ def _check_values(cfg: dict) -> None:
         "Predict.batch_size",
         "Train.cpu_processes",
     ]
-    if cfg["Index"]["refine"] is not None:  # null: no re-ranking
-        positive.append("Index.refine")
     for dotted in positive:
         section, key = dotted.split(".")
         if cfg[section][key] <= 0:

@@ -185,12 +185,6 @@ SCHEMA: dict[str, Any] = {
         "ef_search": Field(
             int, default=None, nullable=True, help="HNSW search breadth; null: the index's own"
         ),
-        "refine": Field(
-            int,
-            default=None,
-            nullable=True,
-            help="HNSW: walk the graph on 8-bit codes, re-rank refine x top_k on the float32 vectors; null: none",
-        ),
         "memory_budget_mb": Field(
             float, default=None, nullable=True, help="for index_type=auto; null: no limit"
         ),

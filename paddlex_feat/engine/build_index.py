@@ -61,7 +61,6 @@ def run(cfg: dict) -> dict[str, Any]:
             memory_budget_mb=idx_cfg["memory_budget_mb"],
             nprobe=idx_cfg["nprobe"],
             ef_search=idx_cfg["ef_search"],
-            refine=idx_cfg["refine"],
             score_threshold=threshold,
             label_map=idx_cfg["label_map"],
             skip_errors=pred["skip_errors"],

@@ -33,7 +33,7 @@ def build_index(
 ) -> GalleryIndex:
     """Embed a gallery (a list file, a folder of label sub-folders, or images with ``labels``) and index it.
 
-    ``options``: index_type (Flat, HNSW, IVF, IVF_PQ, auto), metric, memory_budget_mb, nprobe, ef_search, refine,
+    ``options``: index_type (Flat, HNSW, IVF, IVF_PQ, auto), metric, memory_budget_mb, nprobe, ef_search,
     score_threshold, label_map, batch_size, skip_errors, store_factory.
     """
     return GalleryIndex.build(model, gallery, labels, **options)

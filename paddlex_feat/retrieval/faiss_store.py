@@ -27,7 +27,7 @@ import yaml
 
 from ..utils.errors import GalleryIndexError
 from ..utils.logger import logger
-from .index_types import SQ_TRAIN, IndexPlan, train_size
+from .index_types import IndexPlan, train_size
 from .store import METRICS, IndexMeta, ItemRecord, VectorStore
 
 # libyaml's C dumper when present: the pure-Python one takes seconds on a 10k-item id_map
@@ -50,35 +50,12 @@ def factory_string(plan: IndexPlan) -> str:
     """The faiss ``index_factory`` string of a plan."""
     p = plan.params
     if plan.index_type == "HNSW":
-        return f"HNSW{p['M']}_SQ8,RFlat" if p.get("refine") else f"HNSW{p['M']}"
+        return f"HNSW{p['M']}"
     if plan.index_type == "IVF":
         return f"IVF{p['nlist']},Flat"
     if plan.index_type == "IVF_PQ":
         return f"IVF{p['nlist']},PQ{p['pq_m']}x{p['pq_bits']}"
     return "Flat"
-
-
-def hnsw_of(index: faiss.Index) -> faiss.IndexHNSW | None:
-    """The HNSW index inside ``index`` (under an IndexIDMap2 and a refine wrapper), or None."""
-    index = faiss.downcast_index(index)
-    if isinstance(index, faiss.IndexIDMap2):
-        index = faiss.downcast_index(index.index)
-    if isinstance(index, faiss.IndexRefine):
-        index = faiss.downcast_index(index.base_index)
-    return index if isinstance(index, faiss.IndexHNSW) else None
-
-
-def refine_of(index: faiss.Index) -> faiss.IndexRefine | None:
-    """The re-ranking wrapper under an IndexIDMap2 (HNSW with Index.refine), or None."""
-    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
-    return inner if isinstance(inner, faiss.IndexRefine) else None
-
-
-def _sample(vectors: np.ndarray, rows: int) -> np.ndarray:
-    """At most ``rows`` of ``vectors``, a seeded random sample in their order."""
-    if len(vectors) <= rows:
-        return vectors
-    return vectors[np.sort(np.random.default_rng(0).choice(len(vectors), rows, replace=False))]
 
 
 def faiss_metric(metric: str) -> int:
@@ -121,19 +98,15 @@ class FaissStore(VectorStore):
         # the search knobs are also set on the index itself, so that the saved file answers as ours do
         # when PaddleX (which sets neither) searches it
         if plan.index_type == "HNSW":
-            graph = hnsw_of(inner)
-            graph.hnsw.efConstruction = plan.params.get("ef_construction", 40)
-            graph.hnsw.efSearch = plan.params.get("ef_search", 16)
-            if isinstance(inner, faiss.IndexRefine):  # the 8-bit codes' ranges, from a seeded sample
-                if train is None:
-                    raise ValueError("HNSW with refine needs training vectors")
-                inner.k_factor = float(plan.params["refine"])
-                inner.train(np.ascontiguousarray(_sample(train, SQ_TRAIN), dtype=np.float32))
+            inner.hnsw.efConstruction = plan.params.get("ef_construction", 40)
+            inner.hnsw.efSearch = plan.params.get("ef_search", 16)
         if plan.index_type in ("IVF", "IVF_PQ"):
             if train is None:
                 raise ValueError(f"{plan.index_type} needs training vectors")
-            # a seeded sample: k-means over the whole gallery costs minutes per million
-            inner.train(np.ascontiguousarray(_sample(train, train_size(plan.params)), dtype=np.float32))
+            rows = train_size(plan.params)
+            if len(train) > rows:  # a seeded sample: k-means over the whole gallery costs minutes per million
+                train = train[np.sort(np.random.default_rng(0).choice(len(train), rows, replace=False))]
+            inner.train(np.ascontiguousarray(train, dtype=np.float32))
             inner.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by id
             inner.nprobe = plan.params.get("nprobe", 1)
             index = inner
@@ -195,15 +168,7 @@ class FaissStore(VectorStore):
             selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(len(dead), faiss.swig_ptr(dead)))
             self._selector = selector
         if self.index_type == "HNSW":
-            refine = refine_of(self.index)
-            if refine is None:
-                return faiss.SearchParametersHNSW(sel=selector, efSearch=int(knobs.get("ef_search") or 16))
-            # IndexIDMap2 translates only a top-level selector: the graph's own needs the id table
-            if selector is not None:
-                selector = self._selector = faiss.IDSelectorTranslated(self.index.id_map, selector)
-            graph = faiss.SearchParametersHNSW(sel=selector, efSearch=int(knobs.get("ef_search") or 16))
-            self._graph_params = graph  # the refine parameters hold a bare pointer to it
-            return faiss.IndexRefineSearchParameters(k_factor=refine.k_factor, base_index_params=graph)
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=int(knobs.get("ef_search") or 16))
         if self.index_type in ("IVF", "IVF_PQ"):
             return faiss.SearchParametersIVF(nprobe=int(knobs.get("nprobe") or 1))
         return None
@@ -251,20 +216,10 @@ class FaissStore(VectorStore):
         dropped = len(self._tombstones)
         live = np.array(sorted(self._records), dtype=np.int64)
         vectors = self.vectors(live) if len(live) else np.zeros((0, self.dim), np.float32)
-        old, old_refine = hnsw_of(self.index), refine_of(self.index)
-        m = old.hnsw.nb_neighbors(1)
-        if old_refine is None:
-            inner = faiss.IndexHNSWFlat(self.dim, m, old.metric_type)
-            graph = inner
-        else:  # the same 8-bit code ranges as before: nothing to train again
-            inner = faiss.index_factory(self.dim, f"HNSW{m}_SQ8,RFlat", old.metric_type)
-            inner.k_factor = old_refine.k_factor
-            graph = faiss.downcast_index(inner.base_index)
-            faiss.downcast_index(graph.storage).sq = faiss.downcast_index(old.storage).sq
-            for part in (faiss.downcast_index(graph.storage), graph, inner):
-                part.is_trained = True
-        graph.hnsw.efConstruction = old.hnsw.efConstruction
-        graph.hnsw.efSearch = old.hnsw.efSearch
+        old = faiss.downcast_index(self.index.index)
+        inner = faiss.IndexHNSWFlat(self.dim, old.hnsw.nb_neighbors(1), old.metric_type)
+        inner.hnsw.efConstruction = old.hnsw.efConstruction
+        inner.hnsw.efSearch = old.hnsw.efSearch
         index = faiss.IndexIDMap2(inner)
         if len(live):
             index.add_with_ids(vectors, live)
@@ -427,7 +382,7 @@ def _unchanged_since_save(folder: Path, meta: IndexMeta | None) -> tuple[list[It
 
 def _type_of(index: faiss.Index) -> str:
     inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else faiss.downcast_index(index)
-    if hnsw_of(index) is not None:
+    if isinstance(inner, faiss.IndexHNSW):
         return "HNSW"
     if isinstance(inner, faiss.IndexIVFPQ):
         return "IVF_PQ"
@@ -442,7 +397,5 @@ def _paddlex_meta(index: faiss.Index, metric: str, index_type: str) -> IndexMeta
         ivf = faiss.extract_index_ivf(index)
         params = {"nlist": int(ivf.nlist), "nprobe": int(ivf.nprobe)}
     if index_type == "HNSW":
-        params = {"ef_search": int(hnsw_of(index).hnsw.efSearch)}
-        if refine_of(index) is not None:
-            params["refine"] = int(refine_of(index).k_factor)
+        params = {"ef_search": int(faiss.downcast_index(index.index).hnsw.efSearch)}
     return IndexMeta(None, None, int(index.d), metric, index_type, params, count=int(index.ntotal))

@@ -99,7 +99,6 @@ class GalleryIndex:
         memory_budget_mb: float | None = None,
         nprobe: int | None = None,
         ef_search: int | None = None,
-        refine: int | None = None,
         score_threshold: float | None = None,
         label_map: str | os.PathLike | None = None,
         batch_size: int | None = None,
@@ -125,7 +124,6 @@ class GalleryIndex:
             memory_budget_mb=memory_budget_mb,
             nprobe=nprobe,
             ef_search=ef_search,
-            refine=refine,
             score_threshold=score_threshold,
             store_factory=store_factory,
             fingerprint=fp,
@@ -147,7 +145,6 @@ class GalleryIndex:
         memory_budget_mb: float | None = None,
         nprobe: int | None = None,
         ef_search: int | None = None,
-        refine: int | None = None,
         score_threshold: float | None = None,
         store_factory: StoreFactory | None = None,
         fingerprint: dict[str, Any] | None = None,
@@ -164,7 +161,7 @@ class GalleryIndex:
         n, dim = vectors.shape
         if len(labels) != n:
             raise UsageError(f"Pass one label per vector: {n} vector(s), {len(labels)} label(s).")
-        plan = plan_index(index_type, n, dim, memory_budget_mb, nprobe, ef_search, refine)
+        plan = plan_index(index_type, n, dim, memory_budget_mb, nprobe, ef_search)
         store = (store_factory or FaissStore.create)(dim, metric, plan, vectors)
         records = [
             ItemRecord(

@@ -26,9 +26,6 @@ MIN_POINTS_PER_LIST = 39
 # and as accurate, and trains ~10x faster (k-means with 16 centroids, not 256)
 PQ_BITS = 4
 MIN_PQ_TRAIN = MIN_POINTS_PER_LIST * (1 << PQ_BITS)  # 624: faiss's minimum for training 16 centroids
-# HNSW with Index.refine: the graph is walked on 8-bit codes (a quarter of the memory traffic of float32)
-# and the refine x top_k best are re-ranked on the float32 vectors kept beside them
-SQ_TRAIN = 65_536  # vectors the 8-bit codes' per-dimension ranges are taken from (a seeded sample)
 
 
 @dataclass(frozen=True)
@@ -45,8 +42,7 @@ def bytes_per_vector(index_type: str, dim: int, params: dict[str, Any] | None = 
     """Approximate memory per stored vector (codes, graph links, ids)."""
     params = params or {}
     if index_type == "HNSW":
-        codes = dim if params.get("refine") else 0  # 8-bit codes beside the float32 vectors
-        return 4 * dim + codes + 2 * 4 * params.get("M", HNSW_M) + 8 + 8  # vector, links on level 0, id, map
+        return 4 * dim + 2 * 4 * params.get("M", HNSW_M) + 8 + 8  # vector, links on level 0, id, map
     if index_type == "IVF_PQ":
         return params.get("pq_m", pq_subvectors(dim)) * PQ_BITS / 8 + 8
     return 4 * dim + 8  # Flat and IVF keep the full vector
@@ -88,17 +84,10 @@ def plan_index(
     memory_budget_mb: float | None = None,
     nprobe: int | None = None,
     ef_search: int | None = None,
-    refine: int | None = None,
 ) -> IndexPlan:
-    """The index for ``n`` vectors of ``dim``: ``auto`` picks by size and budget; small galleries fall back to Flat.
-
-    ``refine`` (HNSW only): walk the graph on 8-bit codes and re-rank ``refine`` x top_k candidates
-    on the float32 vectors; the file grows by a quarter of Flat's size.
-    """
+    """The index for ``n`` vectors of ``dim``: ``auto`` picks by size and budget; small galleries fall back to Flat."""
     if index_type not in CHOICES:
         raise ValueError(f"index_type must be one of {', '.join(CHOICES)}; got {index_type!r}")
-    if refine is not None and (isinstance(refine, bool) or not isinstance(refine, int) or refine < 1):
-        raise ValueError(f"refine must be a positive integer (candidates per answer) or None; got {refine!r}")
     requested = index_type
     reason = ""
     if index_type == "auto":
@@ -124,8 +113,6 @@ def plan_index(
             "ef_construction": HNSW_EF_CONSTRUCTION,
             "ef_search": ef_search or DEFAULT_EF_SEARCH,
         }
-        if refine:
-            params["refine"] = refine
         return IndexPlan("HNSW", params, requested, reason)
     return IndexPlan("Flat", {}, requested, reason)
 

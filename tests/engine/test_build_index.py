@@ -134,8 +134,3 @@ def test_unknown_index_type_is_a_usage_error(tmp_path, capsys):
 def test_rehash_takes_a_boolean(tmp_path, capsys):
     rc = main(["-c", str(CONFIG), "-o", "Global.mode=build_index", "-o", "Index.rehash=sometimes"])
     assert rc == 2 and "Index.rehash" in capsys.readouterr().err
-
-
-def test_refine_must_be_positive(tmp_path, capsys):
-    rc = main(["-c", str(CONFIG), "-o", "Global.mode=build_index", "-o", "Index.refine=0"])
-    assert rc == 2 and "Index.refine=0 must be a positive integer" in capsys.readouterr().err

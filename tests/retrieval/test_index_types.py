@@ -10,7 +10,6 @@ import pytest
 from paddlex_feat.retrieval import GalleryIndex, load_index
 from paddlex_feat.retrieval.index import exact_topk
 from paddlex_feat.retrieval.index_types import MIN_PQ_TRAIN, plan_index
-from paddlex_feat.retrieval.store import ItemRecord
 
 
 def clustered(n: int, dim: int = 64, clusters: int = 40, seed: int = 0) -> np.ndarray:
@@ -21,12 +20,10 @@ def clustered(n: int, dim: int = 64, clusters: int = 40, seed: int = 0) -> np.nd
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("index_type,refine", [("Flat", None), ("HNSW", None), ("HNSW", 4), ("IVF", None)])
-def test_remove_works_on_every_type_and_answers_keep_their_ids(index_type, refine, tmp_path):
+@pytest.mark.parametrize("index_type", ["Flat", "HNSW", "IVF"])
+def test_remove_works_on_every_type_and_answers_keep_their_ids(index_type, tmp_path):
     x = clustered(2000)
-    index = GalleryIndex.from_vectors(
-        x, [f"item {i}" for i in range(2000)], index_type=index_type, nprobe=64, refine=refine
-    )
+    index = GalleryIndex.from_vectors(x, [f"item {i}" for i in range(2000)], index_type=index_type, nprobe=64)
     assert index.meta.index_type == index_type and index.meta.recall_at_10 >= 0.9
     removed = list(range(0, 2000, 3))
     index.remove(removed)
@@ -42,36 +39,14 @@ def test_remove_works_on_every_type_and_answers_keep_their_ids(index_type, refin
     assert len(again) == len(kept) and again.search_vectors(x[kept[:5]], 1)[0]["ids"] == [int(kept[0])]
 
 
-@pytest.mark.parametrize("refine", [None, 2])
-def test_hnsw_tombstones_until_compact(refine):
+def test_hnsw_tombstones_until_compact():
     x = clustered(500)
-    index = GalleryIndex.from_vectors(x, [str(i) for i in range(500)], index_type="HNSW", refine=refine)
+    index = GalleryIndex.from_vectors(x, [str(i) for i in range(500)], index_type="HNSW")
     index.remove([0, 1, 2])
     assert index.store.tombstones == 3 and index.store.index.ntotal == 500
     assert index.search_vectors(x[:1], top_k=5)[0]["ids"][0] not in (0, 1, 2)
     assert index.compact() == 3 and index.store.index.ntotal == 497 and index.store.tombstones == 0
     assert index.search_vectors(x[3:4], top_k=1)[0]["ids"] == [3]
-    assert np.array_equal(index.store.vectors([3, 499]), x[[3, 499]])  # float32 kept, not decoded codes
-    index.store.add(x[:1], [ItemRecord(-1, "again")])  # the rebuilt codes keep their trained ranges
-    assert index.search_vectors(x[:1], top_k=1)[0]["labels"] == ["again"]
-
-
-def test_hnsw_refine_walks_8_bit_codes_and_reranks_on_float32(tmp_path):
-    import faiss
-
-    x = clustered(3000)
-    index = GalleryIndex.from_vectors(x, [str(i) for i in range(3000)], index_type="HNSW", refine=3)
-    assert index.meta.index_params["refine"] == 3 and index.meta.recall_at_10 >= 0.9
-    folder = index.save(tmp_path / "idx")
-    raw = faiss.read_index(str(folder / "vector.index"))  # what PaddleX opens: it searches as we do
-    wrapper = faiss.downcast_index(raw.index)
-    assert isinstance(wrapper, faiss.IndexRefineFlat) and wrapper.k_factor == 3
-    assert isinstance(faiss.downcast_index(wrapper.base_index), faiss.IndexHNSWSQ)
-    ours = [r["ids"] for r in load_index(folder).search_vectors(x[:50], top_k=5)]
-    assert raw.search(x[:50], 5)[1].tolist() == ours
-    assert [r[0] for r in ours] == list(range(50))  # re-ranked on float32: each vector finds itself first
-    with pytest.raises(ValueError, match="refine must be a positive integer"):
-        plan_index("HNSW", 3000, 64, refine=0)
 
 
 def test_ivf_and_pq_on_a_small_gallery_fall_back_to_flat_with_one_log_line(caplog):
