@@ -199,6 +199,11 @@ SCHEMA: dict[str, Any] = {
             str, default=None, nullable=True, help="'number name' lines; default label_dict.txt"
         ),
         "batch_size": Field(int, default=32, help="images embedded per batch"),
+        "rehash": Field(
+            bool,
+            default=False,
+            help="sync: hash every file; False: unchanged size and mtime keep the stored hash (as git does)",
+        ),
         # Milvus: galleries bigger than one machine (pip install -e ".[milvus]")
         "backend": Field(
             str,

@@ -43,7 +43,11 @@ def run(cfg: dict) -> dict[str, Any]:
         index = GalleryIndex.load(path, model=model)
         logger.info(f"{path} holds an index of {len(index)} items; syncing it with {idx_cfg['gallery']}")
         report = index.sync(
-            model, idx_cfg["gallery"], label_map=idx_cfg["label_map"], skip_errors=pred["skip_errors"]
+            model,
+            idx_cfg["gallery"],
+            label_map=idx_cfg["label_map"],
+            skip_errors=pred["skip_errors"],
+            rehash=idx_cfg["rehash"],
         )
         if threshold is not None:
             index.meta.score_threshold = threshold
@@ -119,6 +123,7 @@ def run_milvus(
         options=options,
         label_map=idx_cfg["label_map"],
         skip_errors=cfg["Predict"]["skip_errors"],
+        rehash=idx_cfg["rehash"],
     )
     with index:
         meta, count = index.meta, len(index)

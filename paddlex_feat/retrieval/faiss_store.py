@@ -14,6 +14,7 @@ until ``compact()`` (or ``save``, so PaddleX never sees a removed item) rebuilds
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,6 +36,12 @@ VECTOR_FILE = "vector.index"
 ID_MAP_FILE = "id_map.yaml"
 ITEMS_FILE = "items.jsonl"
 META_FILE = "meta.json"
+FILE_HASHES = "file_sha256"  # meta.json extra: sha256 of id_map.yaml and items.jsonl as saved
+YAML_WIDTH = 1 << 30  # never wrap a long label onto a second line (dump_id_map renders one line per entry)
+LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")  # YAML line breaks: such a label is rendered in place
+_ENCODE = json.JSONEncoder(
+    ensure_ascii=False
+).encode  # json.dumps(..., ensure_ascii=False) builds one per call
 # PaddleX's names in id_map.yaml; it refuses remove on "HNSW32", which is right for a file without our tombstones
 PADDLEX_TYPE = {"Flat": "Flat", "HNSW": "HNSW32", "IVF": "IVF", "IVF_PQ": "IVF_PQ"}
 
@@ -230,27 +237,52 @@ class FaissStore(VectorStore):
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self.index, str(folder / VECTOR_FILE))
-        id_map = {
-            "id_map": {i: r.label for i, r in sorted(self._records.items())},
-            "metric_type": self._metric,
-            "index_type": PADDLEX_TYPE[self.index_type],
-        }
-        (folder / ID_MAP_FILE).write_text(
-            yaml.dump(
-                id_map, Dumper=SafeDumper, allow_unicode=True, default_flow_style=False, sort_keys=False
-            ),
-            encoding="utf-8",
-        )
-        with open(folder / ITEMS_FILE, "w", encoding="utf-8") as f:
-            for i in sorted(self._records):
-                f.write(json.dumps(self._records[i].to_json(), ensure_ascii=False) + "\n")
+        labels = {i: r.label for i, r in sorted(self._records.items())}
+        id_map_text = dump_id_map(labels, self._metric, PADDLEX_TYPE[self.index_type])
+        items_text = "".join(_ENCODE(self._records[i].to_json()) + "\n" for i in sorted(self._records))
+        (folder / ID_MAP_FILE).write_text(id_map_text, encoding="utf-8")
+        (folder / ITEMS_FILE).write_text(items_text, encoding="utf-8")
         meta = self._meta.to_json() if self._meta else {}
         meta.setdefault("extra", {})["next_id"] = self._next_id
+        # what load needs to trust these two files without parsing the YAML again (see read_faiss_folder)
+        meta["extra"][FILE_HASHES] = {ID_MAP_FILE: _sha256(id_map_text), ITEMS_FILE: _sha256(items_text)}
         (folder / META_FILE).write_text(
             json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         for name in (VECTOR_FILE, ID_MAP_FILE, ITEMS_FILE, META_FILE):
             _fsync(folder / name)
+
+
+def dump_id_map(labels: dict[int, str], metric: str, index_type: str) -> str:
+    """id_map.yaml's text, as yaml.dump writes it (lines unwrapped); each distinct label is rendered once.
+
+    A class has many images, so a gallery has far fewer distinct labels than items; rendering the
+    10k entries of a 10k gallery one by one in PyYAML's representer took seconds (most of a sync).
+    """
+    distinct = list(dict.fromkeys(labels.values()))
+    tail = _yaml_text({"metric_type": metric, "index_type": index_type})
+    if labels and not any(ch in label for label in distinct for ch in LINE_BREAKS):
+        lines = _yaml_text(dict(enumerate(distinct))).splitlines()
+        heads = [f"{n}: " for n in range(len(distinct))]
+        if len(lines) == len(distinct) and all(line.startswith(h) for line, h in zip(lines, heads)):
+            scalar = {label: line[len(h) :] for label, line, h in zip(distinct, lines, heads)}
+            return "id_map:\n" + "".join(f"  {i}: {scalar[lb]}\n" for i, lb in labels.items()) + tail
+    return _yaml_text({"id_map": labels}) + tail  # an empty map, or a label spanning lines
+
+
+def _yaml_text(data: dict) -> str:
+    return yaml.dump(
+        data,
+        Dumper=SafeDumper,
+        allow_unicode=True,
+        default_flow_style=False,
+        sort_keys=False,
+        width=YAML_WIDTH,
+    )
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _fsync(path: Path) -> None:
@@ -265,7 +297,12 @@ def read_faiss_folder(folder: Path, meta: IndexMeta | None) -> tuple[FaissStore,
     """A FaissStore from ``folder``: ours (four files) or PaddleX's (vector.index + id_map.yaml)."""
     from .folder import ids_of, read_id_map, read_items
 
-    id_map, metric, _ = read_id_map(folder / ID_MAP_FILE)
+    trusted = _unchanged_since_save(folder, meta)
+    if trusted is not None:  # both files as we wrote them: id_map.yaml says what items.jsonl says
+        items, metric = trusted
+        id_map = {r.id: r.label for r in items}
+    else:
+        id_map, metric, _ = read_id_map(folder / ID_MAP_FILE)
     try:
         index = faiss.read_index(str(folder / VECTOR_FILE))
     except RuntimeError as e:
@@ -294,7 +331,7 @@ def read_faiss_folder(folder: Path, meta: IndexMeta | None) -> tuple[FaissStore,
             raise GalleryIndexError(
                 f"{folder}: {META_FILE} is there but {ITEMS_FILE} is missing; rebuild the index."
             )
-        items = read_items(folder / ITEMS_FILE)
+        items = trusted[0] if trusted is not None else read_items(folder / ITEMS_FILE)
         if len(items) != index.ntotal:
             raise GalleryIndexError(
                 f"{folder}: {ITEMS_FILE} has {len(items)} items but {VECTOR_FILE} holds {index.ntotal} vectors; "
@@ -314,6 +351,33 @@ def read_faiss_folder(folder: Path, meta: IndexMeta | None) -> tuple[FaissStore,
     next_id = max(int(meta.extra.get("next_id", 0)), max(records, default=-1) + 1)
     defaults = {k: v for k, v in meta.index_params.items() if k in ("nprobe", "ef_search")}
     return FaissStore(index, index_type, metric, records, next_id, meta, defaults), meta
+
+
+def _unchanged_since_save(folder: Path, meta: IndexMeta | None) -> tuple[list[ItemRecord], str] | None:
+    """(items, metric) when id_map.yaml and items.jsonl hash as meta.json recorded at save, else None.
+
+    Parsing a 10k-entry id_map.yaml took a second; hashing it takes a millisecond. Files changed
+    since (by hand, or by PaddleX's append, which rewrites id_map.yaml) are parsed and checked in full.
+    """
+    from .folder import read_items
+
+    saved = meta.extra.get(FILE_HASHES) if meta is not None else None
+    if not isinstance(saved, dict):
+        return None
+    try:
+        id_map_bytes = (folder / ID_MAP_FILE).read_bytes()
+        items_bytes = (folder / ITEMS_FILE).read_bytes()
+    except OSError:
+        return None
+    sha = hashlib.sha256
+    if sha(id_map_bytes).hexdigest() != saved.get(ID_MAP_FILE) or sha(items_bytes).hexdigest() != saved.get(
+        ITEMS_FILE
+    ):
+        return None
+    metric = (
+        id_map_bytes.decode("utf-8").rsplit("\nmetric_type: ", 1)[-1].split("\n", 1)[0]
+    )  # dump_id_map's tail
+    return read_items(folder / ITEMS_FILE, items_bytes.decode("utf-8")), metric
 
 
 def _type_of(index: faiss.Index) -> str:

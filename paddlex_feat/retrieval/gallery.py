@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..data.lists import bounded_lines
-from ..inference.inputs import check_array, is_image_file, list_folder_images
+from ..inference.inputs import check_array, folder_image_paths, is_image_file
 from ..utils.errors import DatasetError, UsageError
 
 LABEL_DICT = "label_dict.txt"
@@ -157,8 +157,8 @@ def _from_folder(folder: Path) -> list[GalleryEntry]:
         )
     entries = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for image in list_folder_images(sub):
-            entries.append(GalleryEntry(str(image), sub.name, str(image), str(image)))
+        for image in folder_image_paths(sub):
+            entries.append(GalleryEntry(image, sub.name, image, image))
     if not entries:
         raise DatasetError(
             f"Gallery folder {folder} holds no images in label sub-folders (e.g. {folder}/cola/1.jpg)."

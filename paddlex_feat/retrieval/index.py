@@ -345,11 +345,12 @@ class GalleryIndex:
         *,
         skip_errors: bool = False,
         batch_size: int | None = None,
+        rehash: bool = False,
     ) -> UpdateReport:
         """Add images, replacing those whose path is already indexed (new ids, as PaddleX numbers appends)."""
         model = self._use(model)
         entries = read_gallery(images, labels)
-        return self._apply(model, entries, drop_missing=False, skip_errors=skip_errors, batch_size=batch_size)
+        return self._apply(model, entries, False, skip_errors, batch_size, rehash)
 
     def sync(
         self,
@@ -360,11 +361,17 @@ class GalleryIndex:
         label_map: str | os.PathLike | None = None,
         skip_errors: bool = False,
         batch_size: int | None = None,
+        rehash: bool = False,
     ) -> UpdateReport:
-        """Make the index match a gallery: embed only new or changed images, drop the ones gone."""
+        """Make the index match a gallery: embed only new or changed images, drop the ones gone.
+
+        A file whose size and mtime (ns) are those recorded when it was hashed keeps its stored hash
+        without being read, as git and rsync decide; ``rehash=True`` reads and hashes every file (for a
+        tool that rewrites files and restores their mtime).
+        """
         model = self._use(model)
         entries = read_gallery(gallery, labels, label_map)
-        return self._apply(model, entries, drop_missing=True, skip_errors=skip_errors, batch_size=batch_size)
+        return self._apply(model, entries, True, skip_errors, batch_size, rehash)
 
     def _apply(
         self,
@@ -373,6 +380,7 @@ class GalleryIndex:
         drop_missing: bool,
         skip_errors: bool,
         batch_size: int | None,
+        rehash: bool = False,
     ) -> UpdateReport:
         """Upsert ``entries`` by path; with ``drop_missing``, remove indexed paths not among them."""
         report = UpdateReport()
@@ -385,7 +393,7 @@ class GalleryIndex:
         for e in entries:
             try:
                 key = os.path.normpath(e.path) if e.path is not None else None
-                e, h = hash_entry(e, current.get(key) if key is not None else None)
+                e, h = hash_entry(e, current.get(key) if key is not None and not rehash else None)
                 hashes.append(h)
                 readable.append(e)
             except OSError as err:
@@ -415,7 +423,8 @@ class GalleryIndex:
         if drop_missing:
             to_remove += [rec.id for key, rec in current.items() if key not in seen_paths]
         # duplicates among the new images, and against what stays in the index
-        staying = {h: i for h, i in self._hash_index().items() if i not in set(to_remove)}
+        leaving = set(to_remove)
+        staying = {h: i for h, i in self._hash_index().items() if i not in leaving}
         fresh_entries, fresh_hashes = _dedupe(fresh, fresh_hashes, staying, report)
         vectors, fresh_entries, fresh_hashes = _embed(
             model, fresh_entries, fresh_hashes, report, batch_size, skip_errors

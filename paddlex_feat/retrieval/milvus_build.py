@@ -100,6 +100,7 @@ def fill_collection(
     skip_errors: bool = False,
     batch_size: int | None = None,
     chunk: int = CHUNK,
+    rehash: bool = False,
 ) -> tuple[GalleryIndex, UpdateReport]:
     """Embed this shard's images that the collection lacks and store them; see the module docstring."""
     entries = read_gallery(gallery, None, label_map)
@@ -125,6 +126,7 @@ def fill_collection(
             skip_errors,
             shard,
             inserted,
+            rehash,
         )
         if shard is None:  # the whole gallery was seen: what is not in it any more goes
             gone = [rec.id for rec in store.records() if rec.id not in kept]
@@ -166,6 +168,7 @@ def _fill(
     skip_errors: bool,
     shard: tuple[int, int] | None,
     inserted: InsertedVectors,
+    rehash: bool = False,
 ) -> tuple[MilvusStore, set[int]]:
     """The chunk loop: hash, skip what is stored, embed the rest, upsert; the collection is made at the first
     embedded chunk (its dimension is the model's). Returns the store and the keys of this run's images."""
@@ -180,7 +183,7 @@ def _fill(
             for start in range(0, len(mine), chunk):
                 part = mine[start : start + chunk]
                 known = _stored_by_path(store, part)
-                batch, hashes = _hash_batch(part, known, first, report, skip_errors)
+                batch, hashes = _hash_batch(part, {} if rehash else known, first, report, skip_errors)
                 kept.update(id_for_hash(h) for h in hashes)
                 if store is None and batch:
                     vectors, batch, hashes = _embed(model, batch, hashes, report, batch_size, skip_errors)

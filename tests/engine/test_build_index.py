@@ -129,3 +129,8 @@ def test_search_with_another_model_fails_naming_both(tmp_path, model_dir, shop):
 def test_unknown_index_type_is_a_usage_error(tmp_path, capsys):
     rc = main(["-c", str(CONFIG), "-o", "Global.mode=build_index", "-o", "Index.index_type=HNSW32"])
     assert rc == 2 and "Index.index_type" in capsys.readouterr().err
+
+
+def test_rehash_takes_a_boolean(tmp_path, capsys):
+    rc = main(["-c", str(CONFIG), "-o", "Global.mode=build_index", "-o", "Index.rehash=sometimes"])
+    assert rc == 2 and "Index.rehash" in capsys.readouterr().err

@@ -167,3 +167,42 @@ def test_save_replaces_an_existing_index_in_place(saved):
     index.remove([0])
     save_store(index.store, index.meta, saved)
     assert len(load_index(saved)) == 5
+
+
+def test_id_map_is_written_as_yaml_dump_writes_it():
+    from paddlex_feat.retrieval.faiss_store import _yaml_text, dump_id_map
+
+    labels = ["a b", "yes", "null", "123", "1.5", "a: b", "#x", "'q", '"d', "- d", "*a", "&b", "%c", "@d"]
+    labels += [
+        "x" * 200 + " y" * 60,
+        "😀 emoji",
+        "tab\there",
+        "中文 标签",
+        "bell\x07",
+        "[a]",
+        "{b}",
+        "?",
+        "!t",
+        "~",
+    ]
+    id_map = {i * 3 + 1: lb for i, lb in enumerate(labels + labels[:4])}  # repeated labels, gaps in ids
+    for labels_of in (id_map, {0: "line\nbreak", 2: "c"}, {}):
+        text = dump_id_map(labels_of, "IP", "HNSW32")
+        whole = {"id_map": labels_of, "metric_type": "IP", "index_type": "HNSW32"}
+        assert text == _yaml_text(whole) and yaml.safe_load(text) == whole
+
+
+def test_an_unchanged_folder_loads_without_parsing_its_yaml(saved, monkeypatch):
+    import paddlex_feat.retrieval.folder as folder_module
+
+    parsed = []
+    original = folder_module.read_id_map
+    monkeypatch.setattr(folder_module, "read_id_map", lambda p: parsed.append(p) or original(p))
+    assert [r.label for r in load_index(saved).items()] == ["a b", "c", "d", "e", "f", "g"]
+    assert parsed == []  # both files hash as meta.json recorded: the labels come from items.jsonl
+    # items.jsonl edited by hand (id_map.yaml not): the hashes differ, the full check runs and refuses it
+    items = (saved / "items.jsonl").read_text(encoding="utf-8")
+    (saved / "items.jsonl").write_text(items.replace('"label": "c"', '"label": "x"'), encoding="utf-8")
+    with pytest.raises(GalleryIndexError, match="disagree on ids or labels"):
+        load_index(saved)
+    assert len(parsed) == 1

@@ -214,3 +214,22 @@ def test_recall_at_10_is_measured_through_the_built_index_on_each_backend(store_
         assert index.meta.index_type == "IVF" and 0.1 < index.meta.recall_at_10 < 0.9
     finally:
         index.close()
+
+
+def test_sync_trusts_size_and_mtime_unless_rehash(model, tmp_path):
+    import os
+
+    paths = []
+    for i, label in enumerate(["a", "b", "c"]):
+        paths.append(tmp_path / "g" / label / f"{i}.bmp")
+        write_image(paths[-1], i)  # bmp: every 40 x 48 image has the same file size
+    index = build_index(model, str(tmp_path / "g"))
+    old_id = {r.path: r.id for r in index.items()}[str(paths[0])]
+    st = paths[0].stat()
+    write_image(paths[0], 99)  # other pixels, same size (40 x 48 bmp) ...
+    os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns))  # ... and the old mtime put back
+    assert paths[0].stat().st_size == st.st_size
+    # git's rule: size and mtime unchanged, so the stored hash stands and nothing is read or embedded
+    assert index.sync(model, str(tmp_path / "g")).unchanged == 3
+    report = index.sync(model, str(tmp_path / "g"), rehash=True)  # every file read: the change is found
+    assert report.removed == [old_id] and len(report.added) == 1 and report.unchanged == 2
