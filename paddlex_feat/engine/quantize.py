@@ -21,12 +21,15 @@ The steps, read top to bottom:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import logging
 import os
 import random
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +54,8 @@ from ..utils.logger import logger
 MIN_USEFUL_CALIBRATION = 32  # fewer images give noisy activation ranges (NNCF's own examples use 300)
 CALIBRATION_BATCH = 25  # NNCF collects statistics per dataset item: batches are ~3x faster than single images
 EVAL_CHUNK = 64  # gallery/query images decoded at a time (both models run on each chunk: memory stays flat)
-WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")  # what NNCF quantizes with weights; the candidates kept in fp32
+ACCURACY_CONTROL_STEPS = 12  # groups of quantizers NNCF may revert to fp32, one validation each
+RANKING_QUERIES = 100  # query images NNCF ranks the quantizer groups on (one int8 pass per group)
 # QuantizeLinear takes a per-channel axis from opset 13; paddle2onnx writes 11, where NNCF falls back to
 # one scale per weight tensor (on the demo model: recall@1 -4.9 points per-tensor)
 PER_CHANNEL_OPSET = 13
@@ -211,21 +215,23 @@ def export_int8(
 def quantize_until_accurate(
     fp32_onnx: Path, calib: np.ndarray, check: AccuracyCheck, max_drop: float, save_dir: Path, attempts: list
 ) -> Attempt:
-    """Quantize everything; past ``max_drop``, again with the first/last weighted layers in fp32; the better one.
+    """Quantize everything; past ``max_drop``, again with the layers NNCF's accuracy control reverts in fp32.
 
-    ``attempts`` collects every try (its temp file is the caller's to remove).
+    ``attempts`` collects every try (its temp file is the caller's to remove); the better one is returned.
     """
-    for keep in ([], fp32_candidates(fp32_onnx)):
-        attempt = _quantize_attempt(fp32_onnx, calib, keep, save_dir, len(attempts))
-        attempts.append(attempt)
-        attempt.accuracy = check.measure(attempt.onnx_path)
-        if attempt.drop <= max_drop or not attempt.accuracy["checked"]:
-            break
+    attempt = _quantize_attempt(fp32_onnx, calib, [], save_dir, len(attempts))
+    attempts.append(attempt)
+    attempt.accuracy = check.measure(attempt.onnx_path)
+    if attempt.drop > max_drop and attempt.accuracy["checked"]:
         logger.warning(
-            f"int8 recall@1 dropped by {attempt.drop:.4f} (> Export.max_recall_drop={max_drop})"
-            + (f" with {_names(keep)} in fp32" if keep else "")
-            + ("; trying again with the first and last weighted layers kept in fp32" if not keep else "")
+            f"int8 recall@1 dropped by {attempt.drop:.4f} (> Export.max_recall_drop={max_drop}) with every "
+            "layer quantized; finding the layers that cost it (NNCF accuracy control) to keep them in fp32"
         )
+        keep = choose_fp32_layers(fp32_onnx, calib, check, max_drop)
+        if keep:
+            retry = _quantize_attempt(fp32_onnx, calib, keep, save_dir, len(attempts))
+            attempts.append(retry)
+            retry.accuracy = check.measure(retry.onnx_path)
     best = min(attempts, key=lambda a: a.drop)  # ties: the first, fully quantized (fastest) one
     passed = best.drop <= max_drop or not best.accuracy["checked"]
     best.accuracy.update(max_recall_drop=max_drop, passed=passed)
@@ -284,28 +290,100 @@ def _prepare(path: Path, spec: InferenceSpec) -> tuple[np.ndarray | None, str | 
     return spec.preprocess(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), None
 
 
-def fp32_candidates(onnx_path: Path) -> list[dict[str, str]]:
-    """The layers int8 hurts most, kept in fp32 on the second try: the first and the last weighted layer.
+def choose_fp32_layers(
+    fp32_onnx: Path, calib: np.ndarray, check: AccuracyCheck, max_drop: float
+) -> list[dict[str, str]]:
+    """The layers whose int8 costs recall@1, found by ``nncf.quantize_with_accuracy_control``.
 
-    The first conv sees raw pixels in a wide range; the last one (PP-LCNetV2's 1x1 "FC" after pooling,
-    CLIP's projection) writes the feature itself, before the BN neck, so its error reaches the cosine.
+    NNCF quantizes the model, ranks each group of quantizers by the error it adds to the features of
+    up to ``RANKING_QUERIES`` query images (normalised MSE to fp32, no labels), then reverts the worst
+    group to fp32, one per step, until recall@1 on the gallery/query lists (``AccuracyCheck.recall1``)
+    is within ``max_drop`` or ``ACCURACY_CONTROL_STEPS`` steps are spent. It runs on OpenVINO: NNCF
+    ranks only there (its ONNX backend has no ranking function). OpenVINO keeps the ONNX node names,
+    so the reverted operations are then left out of the ONNX quantization by name.
     """
-    onnx = import_optional("onnx", "Export.precision=int8")
-    nodes = [
-        n for n in onnx.load(str(onnx_path), load_external_data=False).graph.node if n.op_type in WEIGHTED_OPS
-    ]
-    if not nodes:
-        return []
-    keep = [{"node": nodes[0].name, "op": nodes[0].op_type, "why": "first weighted layer (raw pixels in)"}]
-    if len(nodes) > 1:
-        keep.append(
-            {
-                "node": nodes[-1].name,
-                "op": nodes[-1].op_type,
-                "why": "last weighted layer (writes the feature)",
-            }
+    if not is_installed("openvino"):
+        logger.warning(
+            "Keeping the costly layers in fp32 needs OpenVINO (NNCF ranks layers only there); "
+            f"install it with `{PIP_EXTRA}`."
         )
+        return []
+    nncf = import_optional("nncf", "Export.precision=int8")
+    ov = import_optional("openvino", "Export.precision=int8")
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    model = ov.Core().read_model(str(fp32_onnx))
+    name = model.inputs[0].get_any_name()
+    batches = [calib[i : i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH)]
+    queries = check.query_images()  # one item per query: NNCF ranks on a subset of items
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, _reverted_steps() as steps:
+        restored = nncf.quantize_with_accuracy_control(
+            model,
+            nncf.Dataset(batches, lambda batch: {name: batch}),
+            nncf.Dataset(list(range(len(queries))), lambda i: {name: queries[i : i + 1]}),
+            check.validation_fn(queries),
+            max_drop=max_drop,
+            subset_size=len(batches),
+            advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                max_num_iterations=ACCURACY_CONTROL_STEPS,
+                ranking_subset_size=min(RANKING_QUERIES, len(queries)),
+                intermediate_model_dir=tmp,  # NNCF saves the fully quantized model there: what was quantized
+            ),
+        )
+        quantized = _quantized_ops(ov.Core().read_model(str(Path(tmp) / "intermediate_model.xml")))
+    reverted = quantized - _quantized_ops(restored)
+    onnx_nodes = _onnx_nodes(fp32_onnx)
+    order = {op: n for n, group in enumerate(steps, 1) for op in group}
+    keep = [
+        {
+            "node": op,
+            "op": onnx_nodes[op],
+            "why": f"its int8 cost recall@1 (NNCF accuracy control, step {order.get(op, '?')})",
+        }
+        for op in sorted(reverted & onnx_nodes.keys(), key=lambda op: (order.get(op, 0), op))
+    ]
+    logger.info(
+        f"NNCF accuracy control in {time.perf_counter() - start:.0f} s: {len(keep)} of {len(quantized)} "
+        f"quantized operations stay in fp32: {', '.join(k['node'] for k in keep) or 'none'}"
+    )
     return keep
+
+
+def _quantized_ops(model: Any) -> set[str]:
+    """Names of the operations of an OpenVINO model that read an input through a FakeQuantize."""
+    return {
+        op.get_friendly_name()
+        for op in model.get_ordered_ops()
+        if op.get_type_name() != "FakeQuantize"
+        and any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())
+    }
+
+
+def _onnx_nodes(onnx_path: Path) -> dict[str, str]:
+    """ONNX node name -> op type."""
+    onnx = import_optional("onnx", "Export.precision=int8")
+    return {n.name: n.op_type for n in onnx.load(str(onnx_path), load_external_data=False).graph.node}
+
+
+@contextlib.contextmanager
+def _reverted_steps() -> Iterator[list[list[str]]]:
+    """The operation names of each "Reverted N operations" step NNCF logs, in order (for the metadata's why)."""
+    steps: list[list[str]] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if text.startswith("Reverted ") and ":" in text:
+                steps.append([line.strip() for line in text.split(":", 1)[1].splitlines() if line.strip()])
+
+    handler = Catch(logging.INFO)
+    nncf_log = logging.getLogger("nncf")
+    nncf_log.addHandler(handler)
+    try:
+        yield steps
+    finally:
+        nncf_log.removeHandler(handler)
 
 
 def _names(layers: Sequence[dict[str, str]]) -> str:
@@ -431,6 +509,38 @@ class AccuracyCheck:
             "query_cosine": {"mean": round(float(qcos.mean()), 5), "min": round(float(qcos.min()), 5)},
         }
 
+    def query_images(self) -> np.ndarray:
+        """Every query image as the model's input (held in memory while NNCF's accuracy control runs)."""
+        return np.concatenate(list(_list_arrays(self.query, self.root, self.spec, "query")))
+
+    def validation_fn(self, queries: np.ndarray) -> Callable[[Any, Iterable[Any]], tuple[float, list]]:
+        """NNCF's validation function: recall@1 of the given query indices, and their raw features.
+
+        The raw features (one list per query, as NNCF's own inference returns them) let NNCF rank the
+        quantizer groups by feature error; recall@1 decides when enough layers are back in fp32.
+        """
+
+        def validate(model: Any, items: Iterable[Any]) -> tuple[float, list]:
+            runner = _OpenVINOModel(model, self.threads)
+            idx = [int(i) for i in items]
+            raw = np.concatenate([runner.run(queries[i : i + 16]) for i in range(0, len(queries), 16)])[idx]
+            gallery = self._features(runner, "gallery")
+            picked = [self.query[i] for i in idx]
+            recall = retrieval_metrics(
+                l2_normalize(raw),
+                gallery,
+                [e.label for e in picked],
+                [e.label for e in self.gallery],
+                topk=[1],
+                query_ids=[e.uid for e in picked],
+                gallery_ids=[e.uid for e in self.gallery],
+                compute_map=False,
+                normalize=False,
+            ).metrics["recall1"]
+            return float(recall), [[raw[r : r + 1]] for r in range(len(idx))]
+
+        return validate
+
     def _features(self, runner: Any, list_name: str) -> np.ndarray:
         entries = self.query if list_name == "query" else self.gallery
         return np.concatenate(list(_list_features(runner, entries, self.root, self.spec, list_name)))
@@ -449,14 +559,13 @@ class AccuracyCheck:
         return {"recall1": round(m["recall1"], 5), "mAP": round(m["mAP"], 5)}
 
 
-def _list_features(
-    runner: Any, entries: Sequence[ListEntry], root: str, spec: InferenceSpec, list_name: str
+def _list_arrays(
+    entries: Sequence[ListEntry], root: str, spec: InferenceSpec, list_name: str
 ) -> Iterator[np.ndarray]:
-    """L2-normalised features of ``entries``, a chunk at a time (memory stays flat on large lists)."""
+    """``entries`` as model inputs, a chunk at a time; an unreadable image is an error naming its line."""
     for start in range(0, len(entries), EVAL_CHUNK):
-        chunk = entries[start : start + EVAL_CHUNK]
         arrays = []
-        for e in chunk:
+        for e in entries[start : start + EVAL_CHUNK]:
             array, why = _prepare(Path(root) / e.path, spec)
             if array is None:
                 raise DatasetError(
@@ -464,8 +573,32 @@ def _list_features(
                     "every query/gallery image. Fix it (see -o Global.mode=check_dataset)."
                 )
             arrays.append(array)
-        batch = np.stack(arrays)
+        yield np.stack(arrays)
+
+
+def _list_features(
+    runner: Any, entries: Sequence[ListEntry], root: str, spec: InferenceSpec, list_name: str
+) -> Iterator[np.ndarray]:
+    """L2-normalised features of ``entries``, a chunk at a time (memory stays flat on large lists)."""
+    for batch in _list_arrays(entries, root, spec, list_name):
         yield _features(runner, batch)
+
+
+class _OpenVINOModel:
+    """The ``run(batch)`` of a runner over the OpenVINO model NNCF hands the validation function."""
+
+    def __init__(self, model: Any, threads: int) -> None:
+        ov = import_optional("openvino", "Export.precision=int8")
+        if not isinstance(
+            model, ov.CompiledModel
+        ):  # NNCF passes models it compiled (f32); compile others alike
+            model = ov.Core().compile_model(
+                model, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+            )
+        self.model = model
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(batch)[0])
 
 
 def _features(runner: Any, images: np.ndarray, batch: int = 16) -> np.ndarray:
