@@ -272,6 +272,18 @@ def fake_drop(*drops: float) -> Callable:
     return measure
 
 
+def kept_in_fp32(kept: list[dict]) -> Callable:
+    """A quantize_with_accuracy_control that quantizes everything and says ``kept`` stayed fp32 (the real
+    one is tested below): exercises the gate alone."""
+
+    def fake(fp32_onnx: Path, calib: np.ndarray, check, max_drop: float, save_dir: Path, n: int):
+        attempt = quantize._quantize_attempt(fp32_onnx, calib, save_dir, n)
+        attempt.fp32_layers = kept
+        return attempt
+
+    return fake
+
+
 KEPT = [{"node": "Conv.1", "op": "Conv", "why": "its int8 cost recall@1 (NNCF accuracy control, step 1)"}]
 
 
@@ -280,7 +292,7 @@ def test_recall_drop_past_the_limit_fails_after_keeping_layers_in_fp32(
 ) -> None:
     program, params = export_small(tmp_path)
     monkeypatch.setattr(quantize.AccuracyCheck, "measure", fake_drop(0.06, 0.05))
-    monkeypatch.setattr(quantize, "choose_fp32_layers", lambda *a: KEPT)
+    monkeypatch.setattr(quantize, "quantize_with_accuracy_control", kept_in_fp32(KEPT))
     cfg = int8_cfg(dataset, "Export.calibration_size=16")
     with pytest.raises(
         ModelError,
@@ -299,7 +311,7 @@ def test_allow_accuracy_drop_writes_it_and_names_the_fp32_layers(
 ) -> None:
     program, params = export_small(tmp_path)
     monkeypatch.setattr(quantize.AccuracyCheck, "measure", fake_drop(0.06, 0.05))
-    monkeypatch.setattr(quantize, "choose_fp32_layers", lambda *a: KEPT)
+    monkeypatch.setattr(quantize, "quantize_with_accuracy_control", kept_in_fp32(KEPT))
     cfg = int8_cfg(dataset, "Export.calibration_size=16", "Export.allow_accuracy_drop=True")
     summary = quantize.export_int8(cfg, quantize.check_int8_request(cfg), tmp_path, program, params, "w")
     assert summary["accuracy"]["passed"] is False and (tmp_path / INT8_ONNX).is_file()
@@ -344,7 +356,8 @@ def test_accuracy_control_keeps_the_costly_layer_in_fp32_and_passes(restored, to
     assert acc["passed"] and acc["recall1_drop"] <= 0.01
     kept = summary["fp32_layers"]
     assert kept and all("NNCF accuracy control" in k["why"] for k in kept)
-    assert "Conv.1" in [k["node"] for k in kept]  # conv2, the layer reading the outlier channel
+    # a layer reading the constant-1000 channel (the BN after conv1, or conv2 behind the ReLU)
+    assert {k["node"] for k in kept} & {"BatchNormalization.0", "Conv.1"}
     meta = json.loads((folder / INT8_META).read_text())
     assert meta["fp32_layers"] == kept
 
