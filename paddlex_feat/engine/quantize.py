@@ -342,7 +342,9 @@ def quantize_with_accuracy_control(
         {
             "node": op,
             "op": op_types.get(op, "?"),
-            "why": f"its int8 cost recall@1 (NNCF accuracy control, step {order.get(op, '?')})",
+            "why": f"its int8 cost recall@1 (NNCF accuracy control, step {order[op]})"
+            if op in order
+            else "reads a tensor whose quantizer NNCF accuracy control removed for another layer",
         }
         for op in sorted(reverted, key=lambda op: (order.get(op, 0), op))
     ]
