@@ -13,6 +13,12 @@ from typing import Any
 from ..utils.errors import ConfigError, PaddlexFeatError
 from ..utils.logger import logger
 
+# Idle keep-alive connections live this long (uvicorn's default is 5 s). A client that reuses a
+# connection just as the server closes it gets a reset (its request arrives on a closed socket):
+# with a 5 s timeout that race hit busy clients under overload. Longer than the usual 60 s idle
+# timeout of load balancers and HTTP client pools, so the client side always closes first.
+KEEP_ALIVE_S = 75
+
 POSITIVE_KEYS = (
     "max_batch_size",
     "max_queue",
@@ -77,7 +83,14 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         f"(index: {serve['index'] or 'none'}; writes {'need' if service.settings.api_key else 'do not need'} an API key)"
     )
     server = uvicorn.Server(
-        uvicorn.Config(app, host=serve["host"], port=serve["port"], log_level="info", access_log=False)
+        uvicorn.Config(
+            app,
+            host=serve["host"],
+            port=serve["port"],
+            log_level="info",
+            access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
+        )
     )
     try:
         server.run()

@@ -15,6 +15,7 @@ SERVE_DEPS = {
     "uvicorn": "uvicorn",
     "multipart": "python-multipart",
     "prometheus_client": "prometheus-client",
+    "orjson": "orjson",
 }
 
 

@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
+import numpy as np
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -38,15 +40,26 @@ from .service import Service
 UNKNOWN_LABEL = "unknown"
 
 
-def envelope(result: Any) -> JSONResponse:
-    """PaddleX's success envelope around ``result`` (plain JSON types: no per-value encoder pass)."""
-    return JSONResponse({"logId": str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Success", "result": result})
+class FastJSONResponse(JSONResponse):
+    """JSON by orjson, numpy arrays included: a [N, 512] float32 feature array is written straight
+    from its buffer (shortest float32 text), not through N*512 Python floats and the json module,
+    which cost more server time per request than decoding the image."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def envelope(result: Any) -> FastJSONResponse:
+    """PaddleX's success envelope around ``result`` (JSON types and numpy arrays)."""
+    return FastJSONResponse(
+        {"logId": str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Success", "result": result}
+    )
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> FastJSONResponse:
     """PaddleX's failure envelope (errorCode = the HTTP status)."""
     body = {"logId": str(uuid.uuid4()), "errorCode": status, "errorMsg": message}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return FastJSONResponse(body, status_code=status, headers=headers)
 
 
 def create_app(service: Service) -> FastAPI:
@@ -174,7 +187,7 @@ def _add_native_routes(app: FastAPI, service: Service) -> None:
         body = await read_body(request, FeaturesRequest, _limit(service))
         names = [f"images[{i}]" for i in range(len(body.images))]
         feats = await service.features(body.images, names)
-        return envelope({"features": feats.tolist()})
+        return envelope({"features": np.ascontiguousarray(feats, dtype=np.float32)})
 
     @app.post("/search")
     async def _search(request: Request) -> JSONResponse:

@@ -87,6 +87,8 @@ class DynamicBatcher:
     async def embed_async(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
         """The features of admitted ``arrays``, in order, computed in shared batches."""
         futures = self.submit(arrays)
+        if len(futures) == 1:  # the common case under load: no gather, no stacking copy
+            return (await asyncio.wrap_future(futures[0]))[None]
         rows = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         return np.stack(rows)
 

@@ -6,9 +6,9 @@ validated by the same pydantic models, and a failure is a 400 naming the field.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal, TypeVar, Union
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
@@ -98,8 +98,8 @@ async def read_body(request: Request, model: type[M], max_bytes: int) -> M:
             400, f"body: the request body is empty; send JSON with the fields of {model.__name__}."
         )
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = orjson.loads(body)  # several times faster than json.loads on image-sized strings
+    except orjson.JSONDecodeError as e:
         raise ApiError(400, f"body: not valid JSON ({e}).") from e
     return validate(model, data)
 

@@ -165,3 +165,20 @@ def test_kill_9_during_adds_loses_no_acknowledged_add(tmp_path, model_dir) -> No
         assert service.index_size() == len(stored) >= 4 + len(acknowledged)
     finally:
         service.close()
+
+
+def test_idle_keep_alive_connection_outlives_uvicorns_default(tmp_path, model_dir) -> None:
+    # a pooled client connection reused after the server's keep-alive timeout meets a reset (the
+    # 256-client ReadErrors); the service keeps idle connections longer than uvicorn's 5 s default
+    proc, url = start(tmp_path, model_dir, None)
+    request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    try:
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as sock:
+            sock.sendall(request)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(6)
+            sock.sendall(request)  # the same connection, idle past 5 s
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

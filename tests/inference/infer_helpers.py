@@ -69,6 +69,32 @@ def save_tiny_model(folder: Path, model_name: str = "PP-ShiTuV2_rec") -> Path:
     return folder
 
 
+def save_tiny_int8_model(folder: Path, calibration: Path, no_lists: Path) -> Path:
+    """The stand-in network with its int8 model (Export.precision=int8's code), calibrated on the
+    images of folder ``calibration``; ``no_lists`` is an empty dataset folder (no gallery/query, so
+    the accuracy check is skipped and only the calibration cosine is recorded)."""
+    from paddlex_feat.config.loader import load_config
+    from paddlex_feat.engine import quantize
+
+    save_tiny_model(folder)
+    config = (
+        Path(__file__).resolve().parents[2] / "configs" / "modules" / "image_feature" / "PP-ShiTuV2_rec.yaml"
+    )
+    cfg = load_config(
+        config,
+        [f"Global.dataset_dir={no_lists}", "Export.precision=int8", f"Export.calibration={calibration}"],
+    )
+    quantize.export_int8(
+        cfg,
+        quantize.check_int8_request(cfg),
+        folder,
+        folder / "inference.json",
+        folder / "inference.pdiparams",
+        "w",
+    )
+    return folder
+
+
 def random_bgr(seed: int, h: int = 40, w: int = 48) -> np.ndarray:
     """A smooth random colour image, so that resizing is not trivially constant."""
     rng = np.random.default_rng(seed)

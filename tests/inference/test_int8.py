@@ -10,12 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from infer_helpers import save_tiny_model
+from infer_helpers import save_tiny_int8_model
 
 from paddlex_feat.api import create_model
 from paddlex_feat.cli import main
-from paddlex_feat.config.loader import load_config
-from paddlex_feat.engine import quantize
 from paddlex_feat.inference.backends import BackendUnavailableError, int8
 from paddlex_feat.utils.errors import ModelError
 from paddlex_feat.utils.logger import logger
@@ -27,21 +25,9 @@ CONFIG = ROOT / "configs" / "modules" / "image_feature" / "PP-ShiTuV2_rec.yaml"
 @pytest.fixture(scope="module")
 def int8_dir(tmp_path_factory: pytest.TempPathFactory, image_dir: Path) -> Path:
     """The stand-in network with an int8 model, calibrated on a folder (no gallery/query: unchecked)."""
-    folder = save_tiny_model(tmp_path_factory.mktemp("tiny_int8"))
-    no_lists = tmp_path_factory.mktemp("no_lists")
-    cfg = load_config(
-        CONFIG,
-        [f"Global.dataset_dir={no_lists}", "Export.precision=int8", f"Export.calibration={image_dir}"],
+    return save_tiny_int8_model(
+        tmp_path_factory.mktemp("tiny_int8"), image_dir, tmp_path_factory.mktemp("no_lists")
     )
-    quantize.export_int8(
-        cfg,
-        quantize.check_int8_request(cfg),
-        folder,
-        folder / "inference.json",
-        folder / "inference.pdiparams",
-        "w",
-    )
-    return folder
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import threading
 
+import cv2
 import httpx
 import numpy as np
 import pytest
@@ -39,6 +40,32 @@ def test_features_accepts_multipart_uploads(live, images) -> None:
     response = post(live, "/features", files=files)
     assert response.status_code == 200, response.text
     assert len(response.json()["result"]["features"]) == 2
+
+
+def test_small_requests_decode_on_the_event_loop_big_ones_on_the_decode_threads(live, predictor) -> None:
+    from paddlex_feat.serving.service import INLINE_DECODE_BYTES
+
+    where: list[str] = []
+    prepare = live.service.prepare
+
+    def spy(image, field):
+        where.append(threading.current_thread().name)
+        return prepare(image, field)
+
+    live.service.prepare = spy
+    small = jpeg_b64(np.full((40, 48, 3), 90, np.uint8))
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    big = base64.b64encode(png_bytes(noise)).decode("ascii")
+    assert len(small) * 3 // 4 <= INLINE_DECODE_BYTES < len(big) * 3 // 4
+    feats = []
+    for text in (small, big):
+        response = post(live, "/features", json={"images": [text]})
+        assert response.status_code == 200, response.text
+        feats.append(response.json()["result"]["features"][0])
+    assert not where[0].startswith("pxf-serve-decode") and where[1].startswith("pxf-serve-decode")
+    decoded = [cv2.imdecode(np.frombuffer(base64.b64decode(t), np.uint8), 1) for t in (small, big)]
+    expected = np.stack([r.feature for r in predictor.predict(decoded)])
+    np.testing.assert_allclose(np.asarray(feats, np.float32), expected, atol=1e-5)
 
 
 def test_health_and_metrics(live, images) -> None:
