@@ -62,13 +62,14 @@ def main() -> int:
     start = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
+    minutes, secs = divmod(round(seconds), 60)  # whole minutes: ":.0f" of seconds / 60 rounded 6.7 up to 7
     rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
     recall = {r["epoch"]: r["metrics"]["recall1"] for r in rows if r["type"] == "epoch" and r.get("metrics")}
     best = json.loads((output / "train_result.json").read_text())["best_epoch"]
     text = (
         f"# README demo training ({time.strftime('%Y-%m-%d')}, {machine()})\n\n"
         f"`{' '.join(command[1:3])} ... {' '.join('-o ' + o for o in overrides[:-1])}`\n\n"
-        f"- wall time: {seconds / 60:.0f} min {seconds % 60:.0f} s ({args.epochs} epochs, input {args.input_size})\n"
+        f"- wall time: {minutes} min {secs} s ({args.epochs} epoch{'s' if args.epochs != 1 else ''}, input {args.input_size})\n"
         f"- recall@1 per epoch: {', '.join(f'{e}: {v:.3f}' for e, v in sorted(recall.items()))}\n"
         f"- best epoch: {best} (recall@1 {recall.get(best, float('nan')):.3f})\n"
     )
