@@ -13,20 +13,26 @@ The steps, read top to bottom:
 2. ``export_int8`` (after it): the fp32 ONNX (the same cached file ``use_hpip`` runs), the calibration
    images decoded with the folder's own ``inference.yml``, ``nncf.quantize``, then recall@1 and mAP of
    fp32 and int8 on the dataset's gallery/query lists, on the same runtime. When recall@1 drops by more
-   than ``Export.max_recall_drop``, the first and last weighted layers are kept in fp32 and it is tried
-   once more; past the limit, export fails unless ``Export.allow_accuracy_drop=True``.
+   than ``Export.max_recall_drop``, ``nncf.quantize_with_accuracy_control`` finds the layers whose int8
+   costs the recall (ranked by feature error, reverted one group at a time until recall@1 is back
+   within the limit), and it is quantized once more with those in fp32; past the limit, export fails
+   unless ``Export.allow_accuracy_drop=True``. The layers are chosen on the same gallery/query lists
+   the check reports, so the metadata says so (``accuracy.fp32_layers_chosen_on``).
 3. ``inference.int8.onnx`` and ``inference.int8.json`` (hashes, calibration, accuracy) are written
    atomically beside the untouched fp32 files, so PaddleX still loads the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import logging
 import os
 import random
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +48,7 @@ from ..inference.backends.onnx_cache import file_sha256, onnx_model_path
 from ..inference.spec import InferenceSpec, load_inference_spec
 from ..metrics.retrieval import retrieval_metrics
 from ..utils.arrays import l2_normalize
+from ..utils.child import run_in_child
 from ..utils.device import CPU, default_cpu_threads
 from ..utils.errors import ConfigError, DatasetError, ModelError
 from ..utils.image import IMAGE_EXTENSIONS, read_bgr
@@ -51,7 +58,8 @@ from ..utils.logger import logger
 MIN_USEFUL_CALIBRATION = 32  # fewer images give noisy activation ranges (NNCF's own examples use 300)
 CALIBRATION_BATCH = 25  # NNCF collects statistics per dataset item: batches are ~3x faster than single images
 EVAL_CHUNK = 64  # gallery/query images decoded at a time (both models run on each chunk: memory stays flat)
-WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")  # what NNCF quantizes with weights; the candidates kept in fp32
+ACCURACY_CONTROL_STEPS = 12  # groups of quantizers NNCF may revert to fp32, one validation each
+RANKING_QUERIES = 100  # queries NNCF ranks the quantizer groups on (a gallery pass per group)
 # QuantizeLinear takes a per-channel axis from opset 13; paddle2onnx writes 11, where NNCF falls back to
 # one scale per weight tensor (on the demo model: recall@1 -4.9 points per-tensor)
 PER_CHANNEL_OPSET = 13
@@ -177,7 +185,19 @@ def sample_across_classes(labels: Sequence[Hashable], size: int, seed: int) -> l
 def export_int8(
     cfg: dict, plan: CalibrationPlan, save_dir: Path, program: Path, params: Path, weight_path: str
 ) -> dict[str, Any]:
-    """Quantize the exported folder, check it, write the int8 model and metadata; returns the summary."""
+    """Quantize the exported folder, check it, write the int8 model and metadata; returns the summary.
+
+    It runs in a spawned child process: NNCF and OpenVINO leave native state behind that, in a
+    process that also holds Paddle, crashed it later (seen in the test suite), and the child gives
+    back the gigabytes accuracy control holds.
+    """
+    return run_in_child(_quantize_and_check, cfg, plan, save_dir, program, params, weight_path)
+
+
+def _quantize_and_check(
+    cfg: dict, plan: CalibrationPlan, save_dir: Path, program: Path, params: Path, weight_path: str
+) -> dict[str, Any]:
+    """:func:`export_int8`'s work, in the child process."""
     save_dir = Path(save_dir)
     spec = load_inference_spec(save_dir)
     model_name = spec.model_name or cfg["Global"]["model"]  # the exported folder's own name
@@ -211,21 +231,23 @@ def export_int8(
 def quantize_until_accurate(
     fp32_onnx: Path, calib: np.ndarray, check: AccuracyCheck, max_drop: float, save_dir: Path, attempts: list
 ) -> Attempt:
-    """Quantize everything; past ``max_drop``, again with the first/last weighted layers in fp32; the better one.
+    """Quantize everything; past ``max_drop``, again under NNCF's accuracy control; the better one.
 
     ``attempts`` collects every try (its temp file is the caller's to remove).
     """
-    for keep in ([], fp32_candidates(fp32_onnx)):
-        attempt = _quantize_attempt(fp32_onnx, calib, keep, save_dir, len(attempts))
-        attempts.append(attempt)
-        attempt.accuracy = check.measure(attempt.onnx_path)
-        if attempt.drop <= max_drop or not attempt.accuracy["checked"]:
-            break
+    attempt = _quantize_attempt(fp32_onnx, calib, save_dir, len(attempts))
+    attempts.append(attempt)
+    attempt.accuracy = check.measure(attempt.onnx_path)
+    if attempt.drop > max_drop and attempt.accuracy["checked"]:
         logger.warning(
-            f"int8 recall@1 dropped by {attempt.drop:.4f} (> Export.max_recall_drop={max_drop})"
-            + (f" with {_names(keep)} in fp32" if keep else "")
-            + ("; trying again with the first and last weighted layers kept in fp32" if not keep else "")
+            f"int8 recall@1 dropped by {attempt.drop:.4f} (> Export.max_recall_drop={max_drop}) with every "
+            "layer quantized; finding the layers that cost it (NNCF accuracy control) to keep them in fp32"
         )
+        retry = quantize_with_accuracy_control(fp32_onnx, calib, check, max_drop, save_dir, len(attempts))
+        attempts.append(retry)
+        retry.accuracy = check.measure(retry.onnx_path)
+        # the check is not independent of the choice: say so where the figures are
+        retry.accuracy["fp32_layers_chosen_on"] = "the same gallery/query lists (NNCF accuracy control)"
     best = min(attempts, key=lambda a: a.drop)  # ties: the first, fully quantized (fastest) one
     passed = best.drop <= max_drop or not best.accuracy["checked"]
     best.accuracy.update(max_recall_drop=max_drop, passed=passed)
@@ -284,51 +306,138 @@ def _prepare(path: Path, spec: InferenceSpec) -> tuple[np.ndarray | None, str | 
     return spec.preprocess(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), None
 
 
-def fp32_candidates(onnx_path: Path) -> list[dict[str, str]]:
-    """The layers int8 hurts most, kept in fp32 on the second try: the first and the last weighted layer.
+def quantize_with_accuracy_control(
+    fp32_onnx: Path, calib: np.ndarray, check: AccuracyCheck, max_drop: float, save_dir: Path, n: int
+) -> Attempt:
+    """``nncf.quantize_with_accuracy_control``: the layers whose int8 costs recall@1 are left in fp32.
 
-    The first conv sees raw pixels in a wide range; the last one (PP-LCNetV2's 1x1 "FC" after pooling,
-    CLIP's projection) writes the feature itself, before the BN neck, so its error reaches the cosine.
+    NNCF quantizes the model as ``quantize_onnx`` does, ranks each group of quantizers by how much
+    recall@1 comes back on up to ``RANKING_QUERIES`` of the queries NNCF picks (those int8 changed
+    most) when the group is reverted, then reverts the worst group, one per step, until recall@1 on
+    all the gallery/query lists (``AccuracyCheck.validation_fn``) is within ``max_drop`` or
+    ``ACCURACY_CONTROL_STEPS`` steps are spent. Its result is the artefact; which operations it left
+    in fp32 is read from the graph (quantized before, not after) and the step from NNCF's log.
     """
     onnx = import_optional("onnx", "Export.precision=int8")
-    nodes = [
-        n for n in onnx.load(str(onnx_path), load_external_data=False).graph.node if n.op_type in WEIGHTED_OPS
-    ]
-    if not nodes:
-        return []
-    keep = [{"node": nodes[0].name, "op": nodes[0].op_type, "why": "first weighted layer (raw pixels in)"}]
-    if len(nodes) > 1:
-        keep.append(
-            {
-                "node": nodes[-1].name,
-                "op": nodes[-1].op_type,
-                "why": "last weighted layer (writes the feature)",
-            }
+    nncf = import_optional("nncf", "Export.precision=int8")
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    model = with_opset(onnx.load(str(fp32_onnx)), PER_CHANNEL_OPSET)
+    name = model.graph.input[0].name
+    batches = [calib[i : i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH)]
+    queries = len(check.query)
+    logger.info(
+        f"Quantizing {fp32_onnx.name} to int8 with NNCF accuracy control on {len(calib)} calibration images "
+        f"and {queries} queries x {len(check.gallery)} gallery images"
+    )
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, _reverted_steps() as steps:
+        restored = nncf.quantize_with_accuracy_control(
+            model,
+            nncf.Dataset(batches, lambda batch: {name: batch}),
+            nncf.Dataset(list(range(queries))),  # query indices: the validation function reads them
+            check.validation_fn(),
+            max_drop=max_drop,
+            subset_size=len(batches),  # NNCF counts dataset items: use every batch
+            model_type=_model_type(model),
+            advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                max_num_iterations=ACCURACY_CONTROL_STEPS,
+                ranking_subset_size=min(RANKING_QUERIES, queries),
+                intermediate_model_dir=tmp,  # NNCF saves the fully quantized model there: what was quantized
+            ),
         )
-    return keep
+        quantized = _quantized_ops(onnx.load(str(Path(tmp) / "intermediate_model.onnx")))
+    reverted = quantized - _quantized_ops(restored)
+    behind = _layers_behind(model)
+    order = {layer: step for step, group in enumerate(steps, 1) for op in group for layer in behind(op)}
+    op_types = {node.name: node.op_type for node in model.graph.node}
+    keep = [
+        {
+            "node": op,
+            "op": op_types.get(op, "?"),
+            "why": f"its int8 cost recall@1 (NNCF accuracy control, step {order[op]})"
+            if op in order
+            else "reads a tensor whose quantizer NNCF accuracy control removed for another layer",
+        }
+        for op in sorted(reverted, key=lambda op: (order.get(op, 0), op))
+    ]
+    target = save_dir / f".{INT8_ONNX}.attempt{n}.{os.getpid()}"
+    with atomic_target(target) as tmp_file:
+        onnx.save(restored, str(tmp_file))
+    seconds = time.perf_counter() - start
+    logger.info(
+        f"NNCF accuracy control in {seconds:.0f} s: {len(keep)} of {len(quantized)} quantized operations "
+        f"left in fp32: {', '.join(k['node'] for k in keep) or 'none'}"
+    )
+    return Attempt(keep, target, seconds)
+
+
+def _quantized_ops(model: Any) -> set[str]:
+    """Names of the layers of a QDQ ONNX model that read an input through a DequantizeLinear."""
+    behind = _layers_behind(model)
+    dequantized = {
+        out for node in model.graph.node if node.op_type == "DequantizeLinear" for out in node.output
+    }
+    return {
+        name
+        for node in model.graph.node
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") and dequantized.intersection(node.input)
+        for name in behind(node.name)
+    }
+
+
+def _layers_behind(model: Any) -> Callable[[str], list[str]]:
+    """node name -> the layers it stands for: itself, or for an Identity (paddle2onnx puts them in front
+    of some layers, and NNCF names them) the layers reading its output."""
+    nodes = {node.name: node for node in model.graph.node}
+    readers: dict[str, list[str]] = defaultdict(list)
+    for node in model.graph.node:
+        for name in node.input:
+            readers[name].append(node.name)
+
+    def behind(name: str) -> list[str]:
+        node = nodes.get(name)
+        if node is None or node.op_type != "Identity":
+            return [name]
+        return [layer for out in node.output for reader in readers[out] for layer in behind(reader)]
+
+    return behind
+
+
+@contextlib.contextmanager
+def _reverted_steps() -> Iterator[list[list[str]]]:
+    """The operation names of each "Reverted N operations" step NNCF logs, in order (for the metadata's why)."""
+    steps: list[list[str]] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if text.startswith("Reverted ") and ":" in text:
+                steps.append([line.strip() for line in text.split(":", 1)[1].splitlines() if line.strip()])
+
+    handler = Catch(logging.INFO)
+    nncf_log = logging.getLogger("nncf")
+    nncf_log.addHandler(handler)
+    try:
+        yield steps
+    finally:
+        nncf_log.removeHandler(handler)
 
 
 def _names(layers: Sequence[dict[str, str]]) -> str:
     return ", ".join(f"{k['node']} ({k['why']})" for k in layers)
 
 
-def _quantize_attempt(
-    fp32_onnx: Path, calib: np.ndarray, keep: list[dict[str, str]], save_dir: Path, n: int
-) -> Attempt:
-    """Run NNCF once and write the QDQ model to a hidden temp file in ``save_dir``."""
+def _quantize_attempt(fp32_onnx: Path, calib: np.ndarray, save_dir: Path, n: int) -> Attempt:
+    """Run NNCF once on every layer and write the QDQ model to a hidden temp file in ``save_dir``."""
     onnx = import_optional("onnx", "Export.precision=int8")
-    logger.info(
-        f"Quantizing {fp32_onnx.name} to int8 with NNCF on {len(calib)} calibration images"
-        + (f", keeping {_names(keep)} in fp32" if keep else "")
-    )
+    logger.info(f"Quantizing {fp32_onnx.name} to int8 with NNCF on {len(calib)} calibration images")
     start = time.perf_counter()
-    quantized = quantize_onnx(
-        with_opset(onnx.load(str(fp32_onnx)), PER_CHANNEL_OPSET), calib, [k["node"] for k in keep]
-    )
+    quantized = quantize_onnx(with_opset(onnx.load(str(fp32_onnx)), PER_CHANNEL_OPSET), calib)
     target = save_dir / f".{INT8_ONNX}.attempt{n}.{os.getpid()}"
     with atomic_target(target) as tmp:
         onnx.save(quantized, str(tmp))
-    return Attempt(keep, target, time.perf_counter() - start)
+    return Attempt([], target, time.perf_counter() - start)
 
 
 def with_opset(model: Any, opset: int) -> Any:
@@ -347,15 +456,19 @@ def quantize_onnx(model: Any, calib: np.ndarray, keep_fp32: Sequence[str] = ()) 
     nncf = import_optional("nncf", "Export.precision=int8")
     name = model.graph.input[0].name
     batches = [calib[i : i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH)]
-    # NNCF's transformer scheme (no quantized Softmax/LayerNorm inputs) for the CLIP models
-    transformer = any(n.op_type == "Softmax" for n in model.graph.node)
     return nncf.quantize(
         model,
         nncf.Dataset(batches, lambda batch: {name: batch}),
         subset_size=len(batches),  # NNCF counts dataset items: use every batch
-        model_type=nncf.ModelType.TRANSFORMER if transformer else None,
+        model_type=_model_type(model),
         ignored_scope=nncf.IgnoredScope(names=list(keep_fp32)) if keep_fp32 else None,
     )
+
+
+def _model_type(model: Any) -> Any:
+    """NNCF's transformer scheme (no quantized Softmax/LayerNorm inputs) for the CLIP models, else None."""
+    nncf = import_optional("nncf", "Export.precision=int8")
+    return nncf.ModelType.TRANSFORMER if any(n.op_type == "Softmax" for n in model.graph.node) else None
 
 
 def _install(tmp_path: Path, final: Path) -> None:
@@ -431,6 +544,37 @@ class AccuracyCheck:
             "query_cosine": {"mean": round(float(qcos.mean()), 5), "min": round(float(qcos.min()), 5)},
         }
 
+    def validation_fn(self) -> Callable[[Any, Iterable[Any]], tuple[float, list[float]]]:
+        """NNCF's validation function: recall@1 of the given query indices, and each one's hit (1 or 0).
+
+        The query and gallery images are decoded once and held in memory while NNCF runs (it validates
+        dozens of models); each model's features are computed once, for the queries asked about.
+        """
+        images = {name: np.concatenate(list(_list_arrays(entries, self.root, self.spec, name)))
+                  for name, entries in (("query", self.query), ("gallery", self.gallery))}  # fmt: skip
+        q_labels = np.array([str(e.label) for e in self.query])
+        g_labels = np.array([str(e.label) for e in self.gallery])
+        same_id = np.array([[q.uid is not None and q.uid == g.uid for g in self.gallery] for q in self.query])
+        current: dict[str, Any] = {}  # the model last asked about (kept referenced: ``is`` stays valid)
+
+        def validate(model: Any, items: Iterable[Any]) -> tuple[float, list[float]]:
+            if current.get("model") is not model:
+                runner = _ProtoRunner(model, self.threads)
+                current.update(
+                    model=model, runner=runner, gallery=_features(runner, images["gallery"]), query={}
+                )
+            idx = [int(i) for i in items]
+            todo = [i for i in idx if i not in current["query"]]
+            if todo:
+                feats = _features(current["runner"], images["query"][todo])
+                current["query"].update(zip(todo, feats))
+            sims = np.stack([current["query"][i] for i in idx]) @ current["gallery"].T
+            sims[same_id[idx]] = -np.inf  # a query never matches itself (the lists' id column)
+            hits = (g_labels[sims.argmax(axis=1)] == q_labels[idx]).astype(float)
+            return float(hits.mean()), hits.tolist()
+
+        return validate
+
     def _features(self, runner: Any, list_name: str) -> np.ndarray:
         entries = self.query if list_name == "query" else self.gallery
         return np.concatenate(list(_list_features(runner, entries, self.root, self.spec, list_name)))
@@ -449,14 +593,13 @@ class AccuracyCheck:
         return {"recall1": round(m["recall1"], 5), "mAP": round(m["mAP"], 5)}
 
 
-def _list_features(
-    runner: Any, entries: Sequence[ListEntry], root: str, spec: InferenceSpec, list_name: str
+def _list_arrays(
+    entries: Sequence[ListEntry], root: str, spec: InferenceSpec, list_name: str
 ) -> Iterator[np.ndarray]:
-    """L2-normalised features of ``entries``, a chunk at a time (memory stays flat on large lists)."""
+    """``entries`` as model inputs, a chunk at a time; an unreadable image is an error naming its line."""
     for start in range(0, len(entries), EVAL_CHUNK):
-        chunk = entries[start : start + EVAL_CHUNK]
         arrays = []
-        for e in chunk:
+        for e in entries[start : start + EVAL_CHUNK]:
             array, why = _prepare(Path(root) / e.path, spec)
             if array is None:
                 raise DatasetError(
@@ -464,8 +607,44 @@ def _list_features(
                     "every query/gallery image. Fix it (see -o Global.mode=check_dataset)."
                 )
             arrays.append(array)
-        batch = np.stack(arrays)
+        yield np.stack(arrays)
+
+
+def _list_features(
+    runner: Any, entries: Sequence[ListEntry], root: str, spec: InferenceSpec, list_name: str
+) -> Iterator[np.ndarray]:
+    """L2-normalised features of ``entries``, a chunk at a time (memory stays flat on large lists)."""
+    for batch in _list_arrays(entries, root, spec, list_name):
         yield _features(runner, batch)
+
+
+class _ProtoRunner:
+    """A runner (``run(batch)``) for the in-memory ONNX models NNCF validates: the check's runtime, fp32 math."""
+
+    def __init__(self, model: Any, threads: int) -> None:
+        if is_installed("openvino"):
+            import openvino as ov
+
+            core = ov.Core()
+            compiled = core.compile_model(
+                core.read_model(model.SerializeToString()),
+                "CPU",
+                {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"},
+            )
+            self._run = lambda batch: compiled(batch)[0]
+        else:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            session = ort.InferenceSession(
+                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+            feed = session.get_inputs()[0].name
+            self._run = lambda batch: session.run(None, {feed: batch})[0]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._run(batch))
 
 
 def _features(runner: Any, images: np.ndarray, batch: int = 16) -> np.ndarray:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -96,15 +98,26 @@ def export_small(folder: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory, dataset: Path) -> tuple[Path, dict, dict[str, str]]:
-    """One int8 export (the slow part, once): folder, export summary, fp32 file hashes before quantizing."""
+def exported(tmp_path_factory: pytest.TempPathFactory, dataset: Path) -> tuple[Path, dict, dict, list]:
+    """One int8 export (the slow part, once): folder, export summary, fp32 file hashes before quantizing,
+    and the log records it sent."""
     folder = tmp_path_factory.mktemp("int8_model")
     program, params = export_small(folder)
     before = {p.name: file_sha256(p) for p in (program, params, folder / "inference.yml")}
     cfg = int8_cfg(dataset)
     plan = quantize.check_int8_request(cfg)
-    summary = quantize.export_int8(cfg, plan, folder, program, params, "w.pdparams")
-    return folder, summary, before
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        summary = quantize.export_int8(cfg, plan, folder, program, params, "w.pdparams")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return folder, summary, before, records
 
 
 @pytest.fixture
@@ -119,13 +132,19 @@ def toolkit_log(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], str]]
 
 
 def test_int8_model_is_written_beside_untouched_fp32_files(exported) -> None:
-    folder, summary, before = exported
+    folder, summary, before, _ = exported
     assert {p: file_sha256(folder / p) for p in before} == before  # PaddleX still loads the fp32 folder
     meta = json.loads((folder / INT8_META).read_text())
     assert meta["onnx_sha256"] == file_sha256(folder / INT8_ONNX) == summary["onnx_sha256"]
     assert meta["source_sha256"] == file_sha256(folder / "inference.json", folder / "inference.pdiparams")
     assert "Export.precision=int8" in meta["export_command"] and "w.pdparams" in meta["export_command"]
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no attempt file left behind
+
+
+def test_nncf_runs_in_a_child_process_whose_log_reaches_ours(exported) -> None:
+    # NNCF and OpenVINO left native state behind that crashed a process holding Paddle (the suite, once)
+    quantizing = [r for r in exported[3] if "with NNCF on" in r.getMessage()]
+    assert quantizing and all(r.process != os.getpid() for r in quantizing)
 
 
 def test_int8_model_is_a_qdq_onnx_with_int8_weights(exported) -> None:
@@ -272,18 +291,49 @@ def fake_drop(*drops: float) -> Callable:
     return measure
 
 
+def copied_attempt(fp32_onnx: Path, calib: np.ndarray, save_dir: Path, n: int) -> quantize.Attempt:
+    """A _quantize_attempt without NNCF: the fp32 model copied to the attempt's temp file (the real one is
+    tested above, in the child process export_int8 starts): exercises the decision alone."""
+    target = save_dir / f".attempt{n}"
+    shutil.copyfile(fp32_onnx, target)
+    return quantize.Attempt([], target, 0.0)
+
+
+def kept_in_fp32(kept: list[dict]) -> Callable:
+    """A quantize_with_accuracy_control that says ``kept`` stayed fp32 (the real one is tested below)."""
+
+    def fake(fp32_onnx: Path, calib: np.ndarray, check, max_drop: float, save_dir: Path, n: int):
+        attempt = copied_attempt(fp32_onnx, calib, save_dir, n)
+        attempt.fp32_layers = kept
+        return attempt
+
+    return fake
+
+
+def fake_quantizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decision tests run ``_quantize_and_check`` here, in this process (patches do not reach the
+    child ``export_int8`` starts), with the quantizer and the measure faked."""
+    monkeypatch.setattr(quantize.AccuracyCheck, "measure", fake_drop(0.06, 0.05))
+    monkeypatch.setattr(quantize, "_quantize_attempt", copied_attempt)
+    monkeypatch.setattr(quantize, "quantize_with_accuracy_control", kept_in_fp32(KEPT))
+
+
+KEPT = [{"node": "Conv.1", "op": "Conv", "why": "its int8 cost recall@1 (NNCF accuracy control, step 1)"}]
+
+
 def test_recall_drop_past_the_limit_fails_after_keeping_layers_in_fp32(
     tmp_path: Path, dataset: Path, monkeypatch, toolkit_log
 ) -> None:
     program, params = export_small(tmp_path)
-    monkeypatch.setattr(quantize.AccuracyCheck, "measure", fake_drop(0.06, 0.05))
+    fake_quantizer(monkeypatch)
     cfg = int8_cfg(dataset, "Export.calibration_size=16")
     with pytest.raises(
-        ModelError, match=r"drop 0\.0500 > Export\.max_recall_drop=0\.01.*allow_accuracy_drop"
+        ModelError,
+        match=r"drop 0\.0500 > Export\.max_recall_drop=0\.01.*Conv\.1 \(its int8 cost.*allow_accuracy_drop",
     ) as err:
-        quantize.export_int8(cfg, quantize.check_int8_request(cfg), tmp_path, program, params, "w")
-    assert "first and last weighted layers kept in fp32" in toolkit_log()
-    assert err.value.details["accuracy"]["passed"] is False
+        quantize._quantize_and_check(cfg, quantize.check_int8_request(cfg), tmp_path, program, params, "w")
+    assert "finding the layers that cost it" in toolkit_log()
+    assert err.value.details["accuracy"]["passed"] is False and err.value.details["fp32_layers"] == KEPT
     assert not (tmp_path / INT8_ONNX).exists() and not [
         p for p in tmp_path.iterdir() if p.name.startswith(".")
     ]
@@ -293,11 +343,64 @@ def test_allow_accuracy_drop_writes_it_and_names_the_fp32_layers(
     tmp_path: Path, dataset: Path, monkeypatch
 ) -> None:
     program, params = export_small(tmp_path)
-    monkeypatch.setattr(quantize.AccuracyCheck, "measure", fake_drop(0.06, 0.05))
+    fake_quantizer(monkeypatch)
     cfg = int8_cfg(dataset, "Export.calibration_size=16", "Export.allow_accuracy_drop=True")
-    summary = quantize.export_int8(cfg, quantize.check_int8_request(cfg), tmp_path, program, params, "w")
+    summary = quantize._quantize_and_check(
+        cfg, quantize.check_int8_request(cfg), tmp_path, program, params, "w"
+    )
     assert summary["accuracy"]["passed"] is False and (tmp_path / INT8_ONNX).is_file()
-    assert [k["why"].split(" (")[0] for k in summary["fp32_layers"]] == [
-        "first weighted layer",
-        "last weighted layer",
-    ]
+    assert summary["fp32_layers"] == KEPT
+
+
+# -- accuracy control: the layers int8 hurts are found and kept in fp32 -----------------------
+
+
+class OutlierNet(SmallNet):
+    """SmallNet with a constant 1000 channel into conv2 that conv2 ignores: fp32 features as before,
+    but conv2's per-tensor int8 input scale (1000/255) rounds every real activation to 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with paddle.no_grad():
+            self.conv1.weight[0] = 0.0
+            self.conv1.bias[0] = 1000.0
+            self.bn.weight[0], self.bn.bias[0] = 0.0, 1000.0  # the BN passes the constant on
+            self.conv2.weight[:, 0] = 0.0
+
+
+@pytest.fixture(scope="module")
+def restored(tmp_path_factory: pytest.TempPathFactory, dataset: Path) -> tuple[Path, dict]:
+    """An int8 export of OutlierNet (real NNCF accuracy control): folder and export summary."""
+    folder = tmp_path_factory.mktemp("int8_outlier")
+    paddle.seed(5)
+    net = OutlierNet()
+    net.eval()
+    files = export_inference(net, "PP-ShiTuV2_rec", folder, input_size=SIZE)
+    cfg = int8_cfg(dataset)
+    plan = quantize.check_int8_request(cfg)
+    summary = quantize.export_int8(
+        cfg, plan, folder, Path(files["pdmodel"]), Path(files["pdiparams"]), "w.pdparams"
+    )
+    return folder, summary
+
+
+def test_accuracy_control_keeps_the_costly_layer_in_fp32_and_passes(restored, toolkit_log) -> None:
+    folder, summary = restored
+    acc = summary["accuracy"]
+    assert acc["passed"] and acc["recall1_drop"] <= 0.01
+    kept = summary["fp32_layers"]
+    assert kept and all("NNCF accuracy control" in k["why"] for k in kept)
+    # a layer reading the constant-1000 channel (the BN after conv1, or conv2 behind the ReLU)
+    assert {k["node"] for k in kept} & {"BatchNormalization.0", "Conv.1"}
+    meta = json.loads((folder / INT8_META).read_text())
+    assert meta["fp32_layers"] == kept
+
+
+def test_the_fp32_layers_have_no_int8_inputs_in_the_artefact(restored) -> None:
+    import onnx
+
+    graph = onnx.load(str(restored[0] / INT8_ONNX)).graph
+    made_by = {out: n.op_type for n in graph.node for out in n.output}
+    for layer in restored[1]["fp32_layers"]:
+        node = next(n for n in graph.node if n.name == layer["node"])
+        assert all(made_by.get(i) != "DequantizeLinear" for i in node.input), layer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -171,14 +172,19 @@ def test_idle_keep_alive_connection_outlives_uvicorns_default(tmp_path, model_di
     # a pooled client connection reused after the server's keep-alive timeout meets a reset (the
     # 256-client ReadErrors); the service keeps idle connections longer than uvicorn's 5 s default
     proc, url = start(tmp_path, model_dir, None)
-    request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=10)
     try:
-        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as sock:
-            sock.sendall(request)
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-            time.sleep(6)
-            sock.sendall(request)  # the same connection, idle past 5 s
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        # http.client reads each whole response (headers and body may come in separate packets)
+        conn.request("GET", "/health")
+        first = conn.getresponse()
+        assert first.status == 200 and first.read()
+        sock = conn.sock
+        time.sleep(6)
+        conn.request("GET", "/health")  # the same connection, idle past 5 s
+        second = conn.getresponse()
+        assert conn.sock is sock, "the client had to open a new connection"
+        assert second.status == 200 and second.read()
     finally:
+        conn.close()
         proc.terminate()
         proc.wait(timeout=30)
