@@ -3,6 +3,7 @@
     python bench/retrieval.py index [--n 1000000] [--types Flat HNSW IVF IVF_PQ] [--backend milvus]
     python bench/retrieval.py sync [--n 10000]
     python bench/retrieval.py pq [--n 100000]
+    python bench/retrieval.py hnsw [--n 1000000] [--graphs 32/40 32/200] [--sweep 128 256 512]
 
 ``index``: data are ``--n`` 512-d L2-normalised vectors that are not uniform noise: a mixture of
 ``--clusters`` (20k) Gaussian clusters whose centres are real image features, and the queries are
@@ -23,6 +24,10 @@ and batched q/s and recall@10 against the same exact answers, and the recall@10 
 measures and writes into the collection meta (200 gallery vectors as queries, exact answers from the
 vectors the build inserted) with its cost. Milvus Lite cannot build IVF_PQ, so that type is faiss
 only. ``--milvus-only`` builds only Flat on the faiss side (it gives the exact answers).
+
+``hnsw``: the same data and queries; HNSW graphs of each ``--graphs`` M/efConstruction, all held in one
+process, searched with each ``--sweep`` ef_search, and timed against Flat interleaved (every case in turn,
+``--rounds`` times, the median): which graph reaches a recall at the fewest distance computations.
 
 ``sync``: a ``--n`` image folder gallery (emoji images, each made distinct by one pixel), embedded by
 PP-ShiTuV2_rec at input 64 (so the embedding cost is real); then 1% of the files change and
@@ -344,6 +349,67 @@ def bench_index(args: argparse.Namespace) -> None:
             )
 
 
+def bench_hnsw(args: argparse.Namespace) -> None:
+    """HNSW graphs of several (M, efConstruction) against Flat: recall@10 and single-query speed per
+    ef_search, timed interleaved (round-robin over every graph, ef and Flat, median of --rounds)."""
+    import faiss
+
+    from paddlex_feat.retrieval.faiss_store import FaissStore
+    from paddlex_feat.retrieval.index_types import IndexPlan
+    from paddlex_feat.retrieval.store import ItemRecord
+
+    faiss.omp_set_num_threads(len(os.sched_getaffinity(0)))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    gallery = np.load(make_data(args.n, args.clusters))
+    _, q_all = real_features()
+    q = np.ascontiguousarray(q_all[: args.queries])
+    records = [ItemRecord(-1, f"c{i}") for i in range(len(gallery))]
+    flat = FaissStore.create(DIM, "IP", IndexPlan("Flat"), gallery)
+    flat.add(gallery, records)
+    _, exact = flat.search(q, 10)
+    graphs = {}
+    for spec in args.graphs:
+        m, efc, storage = (spec.split("/") + ["fp16"])[:3]
+        key = (int(m), int(efc), storage)
+        start = time.perf_counter()
+        params = {"M": key[0], "ef_construction": key[1], "storage": storage}
+        store = FaissStore.create(DIM, "IP", IndexPlan("HNSW", params), gallery)
+        store.add(gallery, records)
+        graphs[key] = (store, time.perf_counter() - start)
+        print(f"HNSW M={m} efConstruction={efc} {storage}: built in {graphs[key][1]:.1f} s", flush=True)
+    cases = {("Flat", 0): (flat, None)}
+    recall = {("Flat", 0): 1.0}
+    for key, (store, _) in graphs.items():
+        for ef in args.sweep:
+            cases[(key, ef)] = (store, {"ef_search": ef})
+            _, ids = store.search(q, 10, {"ef_search": ef})
+            recall[(key, ef)] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)]))
+    times: dict = {case: [] for case in cases}
+    for _ in range(args.rounds):  # round-robin: load changes hit every case alike
+        for case, (store, params) in cases.items():
+            single = args.flat_single if case[0] == "Flat" else args.single
+            start = time.perf_counter()
+            for i in range(single):
+                store.search(q[i % len(q) : i % len(q) + 1], 10, params)
+            times[case].append(single / (time.perf_counter() - start))
+    flat_qps = float(np.median(times[("Flat", 0)]))
+    print(f"\n{args.n} vectors ({args.clusters} clusters), {len(q)} real queries; single q/s: median of "
+          f"{args.rounds} interleaved rounds; Flat {flat_qps:.1f} q/s")  # fmt: skip
+    print(
+        "| M | efConstruction | storage | build s | ef_search | recall@10 | single q/s | x Flat |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
+    for case in cases:
+        if case[0] == "Flat":
+            continue
+        (m, efc, storage), ef = case
+        qps = float(np.median(times[case]))
+        print(
+            f"| {m} | {efc} | {storage} | {graphs[case[0]][1]:.0f} | {ef} | {recall[case]:.3f} | {qps:.1f} | "
+            f"{qps / flat_qps:.1f}x |"
+        )
+
+
 def bench_pq(args: argparse.Namespace) -> None:
     """Why IVF_PQ's recall is low here: IP gaps between exact neighbours, against 4-bit PQ with and without re-ranking."""
     import faiss
@@ -474,10 +540,24 @@ def main() -> None:
     pq.add_argument("--n", type=int, default=100_000, help="the first n vectors of the --source-n data")
     pq.add_argument("--source-n", type=int, default=200_000)
     pq.add_argument("--clusters", type=int, default=20_000)
+    h = sub.add_parser("hnsw", help="HNSW graph parameters: recall and single-query speed against Flat")
+    h.add_argument("--n", type=int, default=1_000_000)
+    h.add_argument("--clusters", type=int, default=20_000)
+    h.add_argument(
+        "--graphs",
+        nargs="+",
+        default=["32/40/fp32", "32/100/fp16"],
+        help="M/efConstruction[/fp16|fp32] of each graph (storage: fp16 when left out)",
+    )
+    h.add_argument("--sweep", type=int, nargs="+", default=[128, 256, 512], help="ef_search values")
+    h.add_argument("--queries", type=int, default=200, help="real queries (recall against exact Flat)")
+    h.add_argument("--single", type=int, default=200, help="one-at-a-time queries per case and round")
+    h.add_argument("--flat-single", type=int, default=10, help="one-at-a-time exact queries per round")
+    h.add_argument("--rounds", type=int, default=3)
     s = sub.add_parser("sync")
     s.add_argument("--n", type=int, default=10_000)
     args = parser.parse_args()
-    {"index": bench_index, "pq": bench_pq, "sync": bench_sync}[args.what](args)
+    {"index": bench_index, "pq": bench_pq, "sync": bench_sync, "hnsw": bench_hnsw}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,8 @@ PADDLEX_TYPE = {"Flat": "Flat", "HNSW": "HNSW32", "IVF": "IVF", "IVF_PQ": "IVF_P
 def factory_string(plan: IndexPlan) -> str:
     """The faiss ``index_factory`` string of a plan."""
     p = plan.params
-    if plan.index_type == "HNSW":
-        return f"HNSW{p['M']}"
+    if plan.index_type == "HNSW":  # a plan without "storage" is an index made before fp16 graphs: fp32
+        return f"HNSW{p['M']}" + (",SQfp16" if p.get("storage") == "fp16" else "")
     if plan.index_type == "IVF":
         return f"IVF{p['nlist']},Flat"
     if plan.index_type == "IVF_PQ":
@@ -217,7 +217,11 @@ class FaissStore(VectorStore):
         live = np.array(sorted(self._records), dtype=np.int64)
         vectors = self.vectors(live) if len(live) else np.zeros((0, self.dim), np.float32)
         old = faiss.downcast_index(self.index.index)
-        inner = faiss.IndexHNSWFlat(self.dim, old.hnsw.nb_neighbors(1), old.metric_type)
+        if isinstance(old, faiss.IndexHNSWSQ):  # the same storage as before
+            sq = faiss.ScalarQuantizer.QT_fp16
+            inner = faiss.IndexHNSWSQ(self.dim, sq, old.hnsw.nb_neighbors(1), old.metric_type)
+        else:
+            inner = faiss.IndexHNSWFlat(self.dim, old.hnsw.nb_neighbors(1), old.metric_type)
         inner.hnsw.efConstruction = old.hnsw.efConstruction
         inner.hnsw.efSearch = old.hnsw.efSearch
         index = faiss.IndexIDMap2(inner)
@@ -397,5 +401,7 @@ def _paddlex_meta(index: faiss.Index, metric: str, index_type: str) -> IndexMeta
         ivf = faiss.extract_index_ivf(index)
         params = {"nlist": int(ivf.nlist), "nprobe": int(ivf.nprobe)}
     if index_type == "HNSW":
-        params = {"ef_search": int(faiss.downcast_index(index.index).hnsw.efSearch)}
+        inner = faiss.downcast_index(index.index)
+        storage = "fp16" if isinstance(inner, faiss.IndexHNSWSQ) else "fp32"
+        params = {"ef_search": int(inner.hnsw.efSearch), "storage": storage}
     return IndexMeta(None, None, int(index.d), metric, index_type, params, count=int(index.ntotal))

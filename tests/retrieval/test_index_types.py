@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
+import faiss
 import numpy as np
 import pytest
 
 from paddlex_feat.retrieval import GalleryIndex, load_index
 from paddlex_feat.retrieval.index import exact_topk
-from paddlex_feat.retrieval.index_types import MIN_PQ_TRAIN, plan_index
+from paddlex_feat.retrieval.index_types import HNSW_EF_CONSTRUCTION, MIN_PQ_TRAIN, plan_index
 
 
 def clustered(n: int, dim: int = 64, clusters: int = 40, seed: int = 0) -> np.ndarray:
@@ -49,6 +50,47 @@ def test_hnsw_tombstones_until_compact():
     assert index.search_vectors(x[3:4], top_k=1)[0]["ids"] == [3]
 
 
+def test_hnsw_graph_holds_float16_vectors_and_ranks_as_exact_search_does(tmp_path):
+    x = clustered(2000)
+    index = GalleryIndex.from_vectors(x, [str(i) for i in range(2000)], index_type="HNSW")
+    inner = faiss.downcast_index(index.store.index.index)
+    assert isinstance(inner, faiss.IndexHNSWSQ) and index.meta.index_params["storage"] == "fp16"
+    assert inner.hnsw.efConstruction == HNSW_EF_CONSTRUCTION
+    found = index.search_vectors(x[:100], top_k=10)
+    exact = exact_topk(x[:100], x, 10)
+    assert [r["ids"][0] for r in found] == list(range(100))  # each vector finds itself first
+    assert np.mean([len(set(r["ids"]) & set(e)) / 10 for r, e in zip(found, exact)]) >= 0.98
+    scores = np.array([r["scores"][0] for r in found])
+    assert np.abs(scores - 1.0).max() < 1e-3  # float16 rounding of a unit vector's score to itself
+    # two bytes a dimension fewer than a float32 graph, on disk as in memory
+    index.save(tmp_path / "fp16")
+    fp32 = GalleryIndex.from_vectors(x, [str(i) for i in range(2000)], index_type="HNSW")
+    fp32.store.index = _fp32_graph(x)
+    fp32.save(tmp_path / "fp32")
+    sizes = {k: (tmp_path / k / "vector.index").stat().st_size for k in ("fp16", "fp32")}
+    assert sizes["fp32"] - sizes["fp16"] >= 0.95 * x.size * 2
+
+
+def _fp32_graph(x: np.ndarray) -> faiss.Index:
+    """A float32 HNSW graph over ``x`` as indexes made before float16 graphs (and PaddleX's) hold it."""
+    index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(x.shape[1], 32, faiss.METRIC_INNER_PRODUCT))
+    index.add_with_ids(x, np.arange(len(x), dtype=np.int64))
+    return index
+
+
+@pytest.mark.parametrize("graph", ["fp16", "fp32"])
+def test_compact_keeps_the_graphs_storage(graph):
+    x = clustered(500)
+    index = GalleryIndex.from_vectors(x, [str(i) for i in range(500)], index_type="HNSW")
+    if graph == "fp32":  # an index saved before float16 graphs
+        index.store.index = _fp32_graph(x)
+    index.remove([0, 1])
+    assert index.compact() == 2
+    inner = faiss.downcast_index(index.store.index.index)
+    assert isinstance(inner, faiss.IndexHNSWSQ if graph == "fp16" else faiss.IndexHNSWFlat)
+    assert index.search_vectors(x[2:3], top_k=1)[0]["ids"] == [2]
+
+
 def test_ivf_and_pq_on_a_small_gallery_fall_back_to_flat_with_one_log_line(caplog):
     x = clustered(60)
     with caplog.at_level(logging.INFO, logger="paddlex_feat"):
@@ -69,7 +111,8 @@ def test_ivf_pq_is_small_and_reasonably_accurate():
 def test_auto_picks_by_size_and_budget_and_writes_measured_recall():
     assert plan_index("auto", 1000, 512).index_type == "Flat"
     assert plan_index("auto", 200_000, 512).index_type == "HNSW"
-    assert plan_index("auto", 200_000, 512, memory_budget_mb=420).index_type == "IVF"
+    assert plan_index("auto", 200_000, 512, memory_budget_mb=250).index_type == "HNSW"  # fp16 graph: 247 MB
+    assert plan_index("auto", 200_000, 512, memory_budget_mb=240).index_type == "IVF_PQ"  # IVF: 392 MB
     assert plan_index("auto", 200_000, 512, memory_budget_mb=50).index_type == "IVF_PQ"
     assert plan_index("auto", 1000, 512, memory_budget_mb=1).index_type == "IVF_PQ"  # Flat needs 2 MB
     x = clustered(3000, dim=32)
