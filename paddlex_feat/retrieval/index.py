@@ -62,7 +62,8 @@ def model_fingerprint(model: Predictor) -> dict[str, Any]:
     }
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """Now in UTC, as the meta's ``created``/``updated`` record it (ISO 8601, seconds)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -109,7 +110,7 @@ class GalleryIndex:
         entries = read_gallery(gallery, labels, label_map)
         report = UpdateReport()
         entries, hashes = _hash_and_dedupe(entries, {}, report, skip_errors)
-        vectors, entries, hashes = _embed(model, entries, hashes, report, batch_size, skip_errors)
+        vectors, entries, hashes = embed_entries(model, entries, hashes, report, batch_size, skip_errors)
         if not entries:
             raise DatasetError("The gallery has no readable images; nothing to index.")
         fp = model_fingerprint(model)
@@ -186,7 +187,7 @@ class GalleryIndex:
             preprocess=fp.get("preprocess"),
             model_dir=fp.get("model_dir"),
             score_threshold=score_threshold,
-            created=_now(),
+            created=utc_now(),
             backend=store.backend,
         )
         index = cls(store, meta)
@@ -271,7 +272,7 @@ class GalleryIndex:
         report = UpdateReport()
         entries, hashes = _hash_and_dedupe(entries, self._hash_index(), report, skip_errors)
         if entries:
-            vectors, entries, hashes = _embed(model, entries, hashes, report, batch_size, skip_errors)
+            vectors, entries, hashes = embed_entries(model, entries, hashes, report, batch_size, skip_errors)
             report.added = self._add_rows(vectors, entries, hashes)
         self._touch()
         return report
@@ -397,7 +398,7 @@ class GalleryIndex:
                 hashes.append(h)
                 readable.append(e)
             except OSError as err:
-                _unreadable(report, e, err, skip_errors)
+                note_unreadable(report, e, err, skip_errors)
         seen_paths: set[str] = set()
         to_remove: list[int] = []
         relabel: list[tuple[GalleryEntry, ItemRecord]] = []
@@ -426,7 +427,7 @@ class GalleryIndex:
         leaving = set(to_remove)
         staying = {h: i for h, i in self._hash_index().items() if i not in leaving}
         fresh_entries, fresh_hashes = _dedupe(fresh, fresh_hashes, staying, report)
-        vectors, fresh_entries, fresh_hashes = _embed(
+        vectors, fresh_entries, fresh_hashes = embed_entries(
             model, fresh_entries, fresh_hashes, report, batch_size, skip_errors
         )
         if relabel:
@@ -604,7 +605,7 @@ class GalleryIndex:
 
     def _touch(self) -> None:
         self.meta.count = self.store.count()
-        self.meta.updated = _now()
+        self.meta.updated = utc_now()
         self.store.write_meta(self.meta)
 
     def _where(self) -> str:
@@ -667,7 +668,8 @@ def exact_topk_blocks(
     return np.take_along_axis(best_i, order, 1)
 
 
-def _unreadable(report: UpdateReport, entry: GalleryEntry, err: Any, skip_errors: bool) -> None:
+def note_unreadable(report: UpdateReport, entry: GalleryEntry, err: Any, skip_errors: bool) -> None:
+    """An image that cannot be read: a DatasetError naming its entry, or (``skip_errors``) a listed skip."""
     message = (
         f"{entry.where}: cannot read {entry.path or 'the image'}: {getattr(err, 'strerror', None) or err}"
     )
@@ -690,7 +692,7 @@ def _hash_and_dedupe(
             hashes.append(h)
             readable.append(e)
         except OSError as err:
-            _unreadable(report, e, err, skip_errors)
+            note_unreadable(report, e, err, skip_errors)
     return _dedupe(readable, hashes, indexed, report)
 
 
@@ -714,7 +716,7 @@ def _dedupe(
     return kept, kept_hashes
 
 
-def _embed(
+def embed_entries(
     model: Predictor,
     entries: list[GalleryEntry],
     hashes: list[str],
@@ -730,7 +732,7 @@ def _embed(
     try:
         for e, h, res in zip(entries, hashes, stream):
             if not res.ok:
-                _unreadable(report, e, res.error, skip_errors)
+                note_unreadable(report, e, res.error, skip_errors)
                 continue
             rows.append(res.feature)
             kept.append(e)

@@ -28,12 +28,12 @@ from .index import (
     RECALL_SAMPLE,
     GalleryIndex,
     UpdateReport,
-    _embed,
-    _now,
-    _unreadable,
+    embed_entries,
     exact_topk_blocks,
     model_fingerprint,
+    note_unreadable,
     overlap_recall,
+    utc_now,
 )
 from .index_types import plan_index
 from .milvus_store import CollectionMissing, MilvusStore, MilvusTarget, id_for_hash, parse_milvus_url
@@ -59,6 +59,28 @@ class IndexOptions:
     ef_search: int | None = None
     score_threshold: float | None = None
     score_threshold_source: dict[str, Any] | None = None  # where the threshold came from (config, auto)
+
+
+@dataclass
+class _FillRun:
+    """What every chunk of one ``fill_collection`` run needs: the model, where to, how, and its tallies."""
+
+    model: Any
+    target: MilvusTarget
+    fingerprint: dict[str, Any]
+    options: IndexOptions
+    report: UpdateReport
+    inserted: InsertedVectors
+    batch_size: int | None
+    skip_errors: bool
+    gallery_size: int  # entries in the whole list (all shards): sizes a new collection's index
+    gallery_paths: set[str]  # normalised paths of the whole list: a moved image vs a listed duplicate
+
+    def embed(
+        self, batch: list[GalleryEntry], hashes: list[str]
+    ) -> tuple[np.ndarray, list[GalleryEntry], list[str]]:
+        """Features of ``batch`` (unreadable images stop the run or are skipped, as configured)."""
+        return embed_entries(self.model, batch, hashes, self.report, self.batch_size, self.skip_errors)
 
 
 def target_from_config(idx_cfg: dict) -> MilvusTarget:
@@ -112,22 +134,19 @@ def fill_collection(
     try:
         if store is not None:
             GalleryIndex(store, store.read_meta() or _adopted_meta(store)).check_model(fp)
-        store, kept = _fill(
-            store,
+        run = _FillRun(
             model,
-            entries,
-            mine,
             target,
             fp,
             options,
             report,
-            chunk,
+            inserted,
             batch_size,
             skip_errors,
-            shard,
-            inserted,
-            rehash,
+            len(entries),
+            {os.path.normpath(e.path) for e in entries if e.path is not None},
         )
+        store, kept = _fill(store, run, mine, chunk, shard, rehash)
         if shard is None:  # the whole gallery was seen: what is not in it any more goes
             gone = [rec.id for rec in store.records() if rec.id not in kept]
             report.removed += gone
@@ -156,53 +175,35 @@ def fill_collection(
 
 def _fill(
     store: MilvusStore | None,
-    model: Any,
-    entries: list[GalleryEntry],
+    run: _FillRun,
     mine: list[GalleryEntry],
-    target: MilvusTarget,
-    fp: dict[str, Any],
-    options: IndexOptions,
-    report: UpdateReport,
     chunk: int,
-    batch_size: int | None,
-    skip_errors: bool,
     shard: tuple[int, int] | None,
-    inserted: InsertedVectors,
-    rehash: bool = False,
+    rehash: bool,
 ) -> tuple[MilvusStore, set[int]]:
     """The chunk loop: hash, skip what is stored, embed the rest, upsert; the collection is made at the first
     embedded chunk (its dimension is the model's). Returns the store and the keys of this run's images."""
-    gallery_paths = {os.path.normpath(e.path) for e in entries if e.path is not None}
     first: dict[str, str] = {}  # content hash -> where it was first seen in this run
     kept: set[int] = set()
     where = f"shard {shard[0]}/{shard[1]} of " if shard else ""
     try:
         with tqdm(
-            total=len(mine), desc=f"Milvus {where}{target.collection}", unit="img", disable=None
+            total=len(mine), desc=f"Milvus {where}{run.target.collection}", unit="img", disable=None
         ) as bar:
             for start in range(0, len(mine), chunk):
                 part = mine[start : start + chunk]
                 known = _stored_by_path(store, part)
-                batch, hashes = _hash_batch(part, {} if rehash else known, first, report, skip_errors)
+                batch, hashes = _hash_batch(part, {} if rehash else known, first, run.report, run.skip_errors)
                 kept.update(id_for_hash(h) for h in hashes)
                 if store is None and batch:
-                    vectors, batch, hashes = _embed(model, batch, hashes, report, batch_size, skip_errors)
+                    vectors, batch, hashes = run.embed(batch, hashes)
                     if batch:
-                        store = _create(target, vectors.shape[1], len(entries), options, fp)
-                        report.added += _add(store, vectors, _records(batch, hashes), inserted)
+                        store = _create(
+                            run.target, vectors.shape[1], run.gallery_size, run.options, run.fingerprint
+                        )
+                        run.report.added += _add(store, vectors, _records(batch, hashes), run.inserted)
                 elif batch:
-                    _update_batch(
-                        store,
-                        model,
-                        batch,
-                        hashes,
-                        known,
-                        gallery_paths,
-                        report,
-                        batch_size,
-                        skip_errors,
-                        inserted,
-                    )
+                    _update_batch(store, run, batch, hashes, known)
                 bar.update(min(chunk, len(mine) - start))
     except BaseException:
         if store is not None:  # made in here: the caller cannot close it
@@ -223,9 +224,10 @@ class InsertedVectors:
         self._ids: list[np.ndarray] = []
         self._file = tempfile.TemporaryFile(prefix="pxf_recall_")  # noqa: SIM115 - closed by close(); gone after a crash too
         self._dim = 0
+        self._rows = 0
 
     def __len__(self) -> int:
-        return sum(len(i) for i in self._ids)
+        return self._rows
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Log one inserted batch (past ``max_rows`` nothing more is kept, and ``overflow`` says so)."""
@@ -237,6 +239,7 @@ class InsertedVectors:
         self._dim = vectors.shape[1]
         self._file.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
         self._ids.append(np.asarray(ids, dtype=np.int64))
+        self._rows += len(ids)
 
     def ids(self) -> np.ndarray:
         """The ids of the logged rows, in insertion order."""
@@ -361,7 +364,7 @@ def _create(
         preprocess=fp.get("preprocess"),
         model_dir=fp.get("model_dir"),
         score_threshold=options.score_threshold,
-        created=_now(),
+        created=utc_now(),
         backend=MilvusStore.backend,
     )
     return MilvusStore.create(target, dim, options.metric, plan, meta=meta)
@@ -389,7 +392,7 @@ def _hash_batch(
         try:
             e, h = hash_entry(e, known.get(os.path.normpath(e.path)) if e.path is not None else None)
         except OSError as err:
-            _unreadable(report, e, err, skip_errors)
+            note_unreadable(report, e, err, skip_errors)
             continue
         if h in first:
             report.duplicates.append(f"{e.where}: same content as {first[h]}, not added again")
@@ -402,15 +405,10 @@ def _hash_batch(
 
 def _update_batch(
     store: MilvusStore,
-    model: Any,
+    run: _FillRun,
     batch: list[GalleryEntry],
     hashes: list[str],
     known: dict[str, ItemRecord],
-    gallery_paths: set[str],
-    report: UpdateReport,
-    batch_size: int | None,
-    skip_errors: bool,
-    inserted: InsertedVectors,
 ) -> None:
     """Store what the collection lacks (embedded), fix moved or relabelled items (not embedded), and drop
     the old item of an image whose file changed."""
@@ -425,28 +423,28 @@ def _update_batch(
         path = batch[k].path
         old_path = os.path.normpath(rec.path) if rec.path is not None else None
         other = old_path is not None and path is not None and old_path != os.path.normpath(path)
-        if other and old_path in gallery_paths:  # the same image listed twice: keep the stored one
-            report.duplicates.append(f"{batch[k].where}: same content as {rec.path}, not added again")
+        if other and old_path in run.gallery_paths:  # the same image listed twice: keep the stored one
+            run.report.duplicates.append(f"{batch[k].where}: same content as {rec.path}, not added again")
         elif rec.label != batch[k].label or other or rec.file_stat != batch[k].file_stat:
             relabel.append(k)  # relabelled, or its file moved: rewrite the record, keep the vector
         else:
-            report.unchanged += 1
+            run.report.unchanged += 1
     if relabel:
         vectors = store.vectors([ids[k] for k in relabel])
-        _add(store, vectors, _records([batch[k] for k in relabel], [hashes[k] for k in relabel]), inserted)
-        report.added += [ids[k] for k in relabel]
-    if missing:
-        vectors, fresh, fresh_hashes = _embed(
-            model, [batch[k] for k in missing], [hashes[k] for k in missing], report, batch_size, skip_errors
+        _add(
+            store, vectors, _records([batch[k] for k in relabel], [hashes[k] for k in relabel]), run.inserted
         )
+        run.report.added += [ids[k] for k in relabel]
+    if missing:
+        vectors, fresh, fresh_hashes = run.embed([batch[k] for k in missing], [hashes[k] for k in missing])
         if fresh:
-            report.added += _add(store, vectors, _records(fresh, fresh_hashes), inserted)
+            run.report.added += _add(store, vectors, _records(fresh, fresh_hashes), run.inserted)
     # an image whose file changed has a new key: the item stored under its path with the old key goes
     current = set(ids)
     stale = sorted({rec.id for rec in known.values() if rec.id not in current})
     if stale:
         store.remove(stale)
-        report.removed += stale
+        run.report.removed += stale
 
 
 def _add(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..utils.logger import logger
-from .index import GalleryIndex, _now
+from .index import GalleryIndex, utc_now
 from .index_types import plan_index
 from .milvus_build import InsertedVectors, record_recall
 from .milvus_store import LITE_INDEX_TYPES, MilvusStore, MilvusTarget, is_lite
@@ -91,7 +91,7 @@ def folder_to_collection(
             "reason": plan.reason,
             "imported_from": str(folder),
         },
-        created=meta.created or _now(),
+        created=meta.created or utc_now(),
         extra=dict(meta.extra),
     )
     store = (
