@@ -16,13 +16,15 @@ INDEX_TYPES = ("Flat", "HNSW", "IVF", "IVF_PQ")
 CHOICES = INDEX_TYPES + ("auto",)
 FLAT_UP_TO = 100_000  # exact search stays fast enough (a few ms per query) up to here
 HNSW_M = 32  # links per node, PaddleX's HNSW32
-# 100, not faiss's 40: a better graph needs half the search breadth for the same recall (bench/retrieval.py
-# hnsw, 100k clustered vectors: recall@10 0.956 at ef_search 64 against 0.957 at 128 with 40; 1.5x the
-# single-query speed); 200 adds ~1 point at twice the build time again
-HNSW_EF_CONSTRUCTION = 100
-# the graph's vectors in float16: half the memory each step of a search reads (1.45x the single-query speed
-# at 100k, the same recall to 0.003); unit-length 512-d features lose nothing that ranks them (the
-# rounding error of a score is ~1e-5, the gaps between neighbours ~1e-3). "fp32" is faiss's IndexHNSWFlat.
+# 200, not faiss's 40: a better graph needs half the search breadth for the same recall. 1M clustered vectors
+# (bench/results/retrieval_hnsw_1m.md), ef_search 128: recall@10 0.852 with 40, 0.952 with 100, 0.969 with
+# 200 at the same speed; the build takes ~2x per doubling (33 min at 1M on 2 cores, under the hours that
+# embedding 1M images takes). M 48 or 64 cost more per step than they save (100k).
+HNSW_EF_CONSTRUCTION = 200
+# the graph's vectors in float16: the index in 0.62x Flat's memory instead of 1.13x, and half the bytes each
+# search step reads (1.45x the single-query speed at 100k; at 1M the same speed), the same recall to 0.003:
+# unit-length 512-d features lose nothing that ranks them (a score's rounding error is ~1e-5, the gaps
+# between neighbours ~1e-3). "fp32" is faiss's IndexHNSWFlat, as PaddleX and older indexes hold it.
 HNSW_STORAGE = "fp16"
 # recall@10 0.99 at 200k and 0.84 at 1M on the bench's clustered vectors (0.98 at 1M needs 512, 1/4 the speed):
 # the per-query knob Index.ef_search is where users trade speed for recall
