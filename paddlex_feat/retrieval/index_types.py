@@ -18,16 +18,16 @@ FLAT_UP_TO = 100_000  # exact search stays fast enough (a few ms per query) up t
 HNSW_M = 32  # links per node, PaddleX's HNSW32
 # 200, not faiss's 40: a better graph needs half the search breadth for the same recall. 1M clustered vectors
 # (bench/results/retrieval_hnsw_1m.md), ef_search 128: recall@10 0.852 with 40, 0.952 with 100, 0.969 with
-# 200 at the same speed; the build takes ~2x per doubling (33 min at 1M on 2 cores, under the hours that
+# 200 at the same speed; the build takes ~2x per doubling (33-37 min at 1M on 2 cores, under the hours that
 # embedding 1M images takes). M 48 or 64 cost more per step than they save (100k).
 HNSW_EF_CONSTRUCTION = 200
-# the graph's vectors in float16: the index in 0.62x Flat's memory instead of 1.13x, and half the bytes each
+# the graph's vectors in float16: the index in ~0.63x Flat's memory instead of 1.13x, and half the bytes each
 # search step reads (1.45x the single-query speed at 100k; at 1M the same speed), the same recall to 0.003:
 # unit-length 512-d features lose nothing that ranks them (a score's rounding error is ~1e-5, the gaps
 # between neighbours ~1e-3). "fp32" is faiss's IndexHNSWFlat, as PaddleX and older indexes hold it.
 HNSW_STORAGE = "fp16"
-# recall@10 0.99 at 200k and 0.84 at 1M on the bench's clustered vectors (0.98 at 1M needs 512, 1/4 the speed):
-# the per-query knob Index.ef_search is where users trade speed for recall
+# recall@10 0.969 at 1M on the bench's clustered vectors, 95x to 117x exact search's single-query speed
+# (104: 0.951 at 138x); the per-query knob Index.ef_search is where users trade speed for recall
 DEFAULT_EF_SEARCH = 128
 # k-means wants >= 39 points per centroid (faiss warns below); under that IVF is not worth training
 MIN_POINTS_PER_LIST = 39
