@@ -20,6 +20,8 @@ The steps, read top to bottom:
    the check reports, so the metadata says so (``accuracy.fp32_layers_chosen_on``).
 3. ``inference.int8.onnx`` and ``inference.int8.json`` (hashes, calibration, accuracy) are written
    atomically beside the untouched fp32 files, so PaddleX still loads the folder.
+
+Steps 2 and 3 run in a spawned child process (``utils.child.run_in_child``); its log comes back here.
 """
 
 from __future__ import annotations
