@@ -355,6 +355,7 @@ def bench_hnsw(args: argparse.Namespace) -> None:
     import faiss
 
     from paddlex_feat.retrieval.faiss_store import FaissStore
+    from paddlex_feat.retrieval.index import overlap_recall
     from paddlex_feat.retrieval.index_types import IndexPlan
     from paddlex_feat.retrieval.store import ItemRecord
 
@@ -383,7 +384,7 @@ def bench_hnsw(args: argparse.Namespace) -> None:
         for ef in args.sweep:
             cases[(key, ef)] = (store, {"ef_search": ef})
             _, ids = store.search(q, 10, {"ef_search": ef})
-            recall[(key, ef)] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)]))
+            recall[(key, ef)] = overlap_recall(exact, ids)
     times: dict = {case: [] for case in cases}
     for _ in range(args.rounds):  # round-robin: load changes hit every case alike
         for case, (store, params) in cases.items():

@@ -58,6 +58,11 @@ def factory_string(plan: IndexPlan) -> str:
     return "Flat"
 
 
+def hnsw_storage(graph: faiss.IndexHNSW) -> str:
+    """How an HNSW graph holds its vectors: "fp16" (ours since float16 graphs) or "fp32" (PaddleX's, older)."""
+    return "fp16" if isinstance(graph, faiss.IndexHNSWSQ) else "fp32"
+
+
 def faiss_metric(metric: str) -> int:
     """faiss's metric constant for ``IP`` or ``L2``."""
     if metric not in METRICS:
@@ -217,14 +222,11 @@ class FaissStore(VectorStore):
         live = np.array(sorted(self._records), dtype=np.int64)
         vectors = self.vectors(live) if len(live) else np.zeros((0, self.dim), np.float32)
         old = faiss.downcast_index(self.index.index)
-        if isinstance(old, faiss.IndexHNSWSQ):  # the same storage as before
-            sq = faiss.ScalarQuantizer.QT_fp16
-            inner = faiss.IndexHNSWSQ(self.dim, sq, old.hnsw.nb_neighbors(1), old.metric_type)
-        else:
-            inner = faiss.IndexHNSWFlat(self.dim, old.hnsw.nb_neighbors(1), old.metric_type)
-        inner.hnsw.efConstruction = old.hnsw.efConstruction
-        inner.hnsw.efSearch = old.hnsw.efSearch
-        index = faiss.IndexIDMap2(inner)
+        same = IndexPlan("HNSW", {"M": old.hnsw.nb_neighbors(1), "storage": hnsw_storage(old)})
+        graph = faiss.index_factory(self.dim, factory_string(same), old.metric_type)  # owns the C++ index
+        hnsw = faiss.downcast_index(graph).hnsw
+        hnsw.efConstruction, hnsw.efSearch = old.hnsw.efConstruction, old.hnsw.efSearch
+        index = faiss.IndexIDMap2(graph)
         if len(live):
             index.add_with_ids(vectors, live)
         self.index, self._tombstones = index, set()
@@ -402,6 +404,5 @@ def _paddlex_meta(index: faiss.Index, metric: str, index_type: str) -> IndexMeta
         params = {"nlist": int(ivf.nlist), "nprobe": int(ivf.nprobe)}
     if index_type == "HNSW":
         inner = faiss.downcast_index(index.index)
-        storage = "fp16" if isinstance(inner, faiss.IndexHNSWSQ) else "fp32"
-        params = {"ef_search": int(inner.hnsw.efSearch), "storage": storage}
+        params = {"ef_search": int(inner.hnsw.efSearch), "storage": hnsw_storage(inner)}
     return IndexMeta(None, None, int(index.d), metric, index_type, params, count=int(index.ntotal))
